@@ -1,0 +1,125 @@
+"""Command line: flags, logging set-up, exit codes; nothing else.
+
+Exit codes: 0 on a clean stop or a valid --check-config, 1 when the server cannot start,
+2 on a bad configuration or bad flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from exporter import __version__, logs
+from exporter.core import config as config_mod
+from exporter.core.errors import ConfigError
+from exporter.core.server import Runtime, make_app
+from exporter.providers import PROVIDERS
+
+log = logging.getLogger("exporter")
+
+DEFAULT_LISTEN = ":9877"
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="upload-status-exporter",
+                                description="Prometheus exporter for upload-task status APIs.")
+    p.add_argument("--config.file", dest="config_file", default="config.yaml",
+                   help="YAML config (default: %(default)s)")
+    p.add_argument("--web.listen-address", dest="listen", default=DEFAULT_LISTEN,
+                   help="address to serve /metrics on (default: %(default)s)")
+    p.add_argument("--web.enable-lifecycle", dest="lifecycle", action="store_true",
+                   help="allow POST /-/reload (SIGHUP always reloads)")
+    p.add_argument("--log.level", dest="log_level", default="info", choices=["debug", "info", "warn", "error"])
+    p.add_argument("--log.format", dest="log_format", default="logfmt", choices=["logfmt", "json"])
+    p.add_argument("--check-config", action="store_true", help="validate the config and exit (0 valid, 2 invalid)")
+    p.add_argument("--demo", action="store_true", help="run against simulated providers on loopback; no config needed")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return p.parse_args(argv)
+
+
+def split_address(address: str) -> tuple[str | None, int]:
+    """':9877' -> (None, 9877) for all interfaces; '127.0.0.1:9877'; '[::1]:9877'."""
+    host, _, port = address.rpartition(":")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"--web.listen-address: expected [host]:port, got {address!r}")
+    return host.strip("[]") or None, int(port)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logs.setup("warning" if args.log_level == "warn" else args.log_level, args.log_format)
+    try:
+        host, port = split_address(args.listen)
+    except ValueError as err:
+        print(err, file=sys.stderr)
+        return 2
+    if args.check_config:
+        if args.demo:
+            print("--check-config does not apply to --demo", file=sys.stderr)
+            return 2
+        try:
+            cfg = config_mod.load(args.config_file, PROVIDERS)
+        except ConfigError as err:
+            print(f"invalid configuration:\n{err}", file=sys.stderr)
+            return 2
+        print(f"{args.config_file}: valid ({len(cfg.accounts)} accounts, {len(cfg.task_sets)} task sets)")
+        return 0
+    try:
+        return asyncio.run(serve(args, host, port))
+    except ConfigError as err:
+        print(f"invalid configuration:\n{err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        log.error("cannot listen on %s: %s", args.listen, err.strerror or err)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+
+
+async def serve(args: argparse.Namespace, host: str | None, port: int) -> int:
+    """Run until SIGTERM or SIGINT; SIGHUP reloads the config."""
+    async with contextlib.AsyncExitStack() as stack:
+        if args.demo:
+            from exporter.simulator.demo import Demo  # the demo is the only user of the simulators
+
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="upload-demo-")))
+            demo = Demo(workdir)
+            raw = await demo.start()
+            stack.push_async_callback(demo.stop)
+            cfg = config_mod.parse(raw, PROVIDERS, "<demo>")
+
+            def load() -> config_mod.Config:
+                return cfg
+        else:
+            def load() -> config_mod.Config:
+                return config_mod.load(args.config_file, PROVIDERS)
+            cfg = load()
+        runtime = Runtime(cfg, PROVIDERS, load)
+        runner = web.AppRunner(make_app(runtime, lifecycle_api=args.lifecycle), access_log=None)
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)
+        await web.TCPSite(runner, host, port).start()
+        log.info("upload-status-exporter %s listening on %s (%d task sets)", __version__, args.listen,
+                 len(cfg.task_sets))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(_reload(runtime)))
+        await stop.wait()
+        log.info("stopping")
+    return 0
+
+
+async def _reload(runtime: Runtime) -> None:
+    with contextlib.suppress(ConfigError):  # already logged; the running config stays
+        await runtime.reload()

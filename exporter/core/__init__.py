@@ -1,0 +1,1 @@
+"""The provider-agnostic core: config, state, scheduling, metrics and the HTTP server."""

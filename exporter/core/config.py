@@ -1,0 +1,339 @@
+"""Load and validate the YAML config into a frozen Config.
+
+Everything is checked before anything starts; every problem is reported at once, each
+naming the file, the key path (`task_sets[2].interval`) and what was expected.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from exporter.core.errors import ConfigError
+from exporter.core.provider import AccountField, ProviderRegistry
+from exporter.core.secrets import Secret
+
+LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+RESERVED_LABELS = frozenset(
+    {"provider", "task_set", "state", "status", "fault_code", "code", "result", "le", "task_id",
+     "instance", "job", "version", "python_version"}
+)
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+@dataclass(frozen=True)
+class AccountConfig:
+    """One set of credentials at one provider endpoint."""
+
+    name: str
+    provider: str
+    endpoint: str
+    timeout: float
+    max_concurrency: int
+    rate_limit: float
+    options: Mapping[str, Any] = field(default_factory=dict)  # provider fields; secrets as Secret
+
+    def secret(self, key: str) -> str:
+        value = self.options[key]
+        assert isinstance(value, Secret)
+        return value.reveal()
+
+
+@dataclass(frozen=True)
+class TaskSource:
+    ids: tuple[str, ...] = ()
+    files: tuple[Path, ...] = ()
+    discover: bool = False
+
+
+@dataclass(frozen=True)
+class TaskSetConfig:
+    """A group of tasks polled together, exported with `task_set=<name>`."""
+
+    name: str
+    account: str
+    provider: str
+    interval: float
+    jitter: float
+    tasks: TaskSource
+    labels: Mapping[str, str]
+    batch_size: int | None
+    max_tries: int
+    max_retry_time: float
+    forget_final_after: float
+    per_task_series: int  # 0: off; otherwise the cap on tasks with a `task_id` series
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str
+    accounts: Mapping[str, AccountConfig]
+    task_sets: tuple[TaskSetConfig, ...]
+
+    @property
+    def extra_label_names(self) -> tuple[str, ...]:
+        return tuple(sorted({k for ts in self.task_sets for k in ts.labels}))
+
+
+def load(path: str | Path, providers: ProviderRegistry) -> Config:
+    """Read and validate `path`; raises ConfigError listing every problem."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError([f"{path}: cannot read: {err.strerror}"]) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        raise ConfigError([f"{path}:{where}: not valid YAML: {getattr(err, 'problem', err)}"]) from None
+    return parse(raw, providers, str(path))
+
+
+def parse(raw: Any, providers: ProviderRegistry, path: str = "<config>") -> Config:
+    """Validate an already-loaded document; raises ConfigError listing every problem."""
+    reader = _Reader(path, providers)
+    config = reader.config(raw)
+    if reader.problems:
+        raise ConfigError(reader.problems)
+    return config
+
+
+class _Reader:
+    """Walks the document, collecting problems instead of stopping at the first."""
+
+    def __init__(self, path: str, providers: ProviderRegistry) -> None:
+        self.path = path
+        self.providers = providers
+        self.problems: list[str] = []
+
+    def bad(self, key: str, message: str) -> None:
+        self.problems.append(f"{self.path}: {key}: {message}")
+
+    def mapping(self, value: Any, key: str, allowed: Sequence[str]) -> Mapping[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.bad(key, f"expected a mapping, got {_kind(value)}")
+            return {}
+        for k in value:
+            if k not in allowed:
+                hint = _closest(str(k), allowed)
+                self.bad(f"{key}.{k}" if key else str(k),
+                         f"unknown key{f'; did you mean {hint!r}' if hint else ''} (allowed: {', '.join(allowed)})")
+        return value
+
+    def config(self, raw: Any) -> Config:
+        if raw is None:
+            self.bad("(top level)", "the file is empty; expected keys accounts and task_sets")
+            raw = {}
+        top = self.mapping(raw, "", ["accounts", "task_sets"])
+        if not isinstance(raw, dict):
+            return Config(self.path, {}, ())
+        accounts_raw = self.mapping(top.get("accounts"), "accounts", list(top.get("accounts") or {}))
+        if not accounts_raw:
+            self.bad("accounts", "expected at least one account")
+        accounts = {}
+        for name, acc in accounts_raw.items():
+            parsed = self.account(str(name), acc)
+            if parsed:
+                accounts[str(name)] = parsed
+        sets_raw = top.get("task_sets")
+        task_sets: list[TaskSetConfig] = []
+        if not isinstance(sets_raw, list) or not sets_raw:
+            self.bad("task_sets", f"expected a non-empty list of task sets, got {_kind(sets_raw)}")
+            sets_raw = []
+        seen: set[str] = set()
+        for i, ts in enumerate(sets_raw):
+            parsed_set = self.task_set(f"task_sets[{i}]", ts, accounts, accounts_raw)
+            if parsed_set is None:
+                continue
+            if parsed_set.name in seen:
+                self.bad(f"task_sets[{i}].name", f"duplicate task set name {parsed_set.name!r}")
+            seen.add(parsed_set.name)
+            task_sets.append(parsed_set)
+        return Config(self.path, accounts, tuple(task_sets))
+
+    def account(self, name: str, raw: Any) -> AccountConfig | None:
+        key = f"accounts.{name}"
+        if not isinstance(raw, dict):
+            self.bad(key, f"expected a mapping, got {_kind(raw)}")
+            return None
+        provider_name = raw.get("provider")
+        provider = self.providers.get(str(provider_name)) if provider_name is not None else None
+        if provider is None:
+            self.bad(f"{key}.provider", f"expected one of {', '.join(sorted(self.providers))}, got {provider_name!r}")
+            return None
+        fields = {f.name: f for f in provider.account_fields}
+        common = ["provider", "endpoint", "timeout", "max_concurrency", "rate_limit"]
+        self.mapping(raw, key, common + list(fields))
+        options = {f.name: self.field(f"{key}.{f.name}", f, raw.get(f.name)) for f in fields.values()}
+        endpoint = raw.get("endpoint", provider.default_endpoint)
+        if not isinstance(endpoint, str) or not re.match(r"^https?://[^/\s]+", endpoint):
+            self.bad(f"{key}.endpoint", f"expected an http(s) URL, got {endpoint!r}")
+        return AccountConfig(
+            name=name,
+            provider=provider.name,
+            endpoint=str(endpoint),
+            timeout=self.duration(f"{key}.timeout", raw.get("timeout", 30)),
+            max_concurrency=self.integer(f"{key}.max_concurrency", raw.get("max_concurrency", 4), 1, 64),
+            rate_limit=self.number(f"{key}.rate_limit", raw.get("rate_limit", provider.default_rate_limit), 0.1, 10000),
+            options=options,
+        )
+
+    def field(self, key: str, spec: AccountField, value: Any) -> Any:
+        if value is None:
+            if spec.required:
+                self.bad(key, f"required: {spec.help}")
+            return spec.default
+        if spec.kind == "secret":
+            return self.secret(key, value)
+        if spec.kind == "str_list":
+            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                self.bad(key, f"expected a list of strings ({spec.help}), got {_kind(value)}")
+                return ()
+            return tuple(value)
+        if spec.kind == "bool":
+            if not isinstance(value, bool):
+                self.bad(key, f"expected true or false, got {value!r}")
+            return bool(value)
+        if spec.kind == "int":
+            return self.integer(key, value, 0, 10**9)
+        if spec.kind == "float":
+            return self.number(key, value, 0, 1e12)
+        if not isinstance(value, str):
+            self.bad(key, f"expected a string ({spec.help}), got {_kind(value)}")
+        return str(value)
+
+    def secret(self, key: str, value: Any) -> Secret | None:
+        if not isinstance(value, dict) or len(value) != 1 or not ({"env", "file"} & set(value)):
+            self.bad(key, "expected {env: VARIABLE} or {file: PATH}; secrets are never written inline")
+            return None
+        if "env" in value:
+            var = str(value["env"])
+            if not os.environ.get(var):
+                self.bad(f"{key}.env", f"environment variable {var} is not set or empty")
+                return None
+            return Secret(os.environ[var].strip())
+        file = Path(str(value["file"]))
+        try:
+            text = file.read_text(encoding="utf-8").strip()
+        except OSError as err:
+            self.bad(f"{key}.file", f"cannot read {file}: {err.strerror}")
+            return None
+        if not text:
+            self.bad(f"{key}.file", f"{file} is empty")
+            return None
+        return Secret(text)
+
+    def task_set(self, key: str, raw: Any, accounts: Mapping[str, AccountConfig],
+                 accounts_raw: Mapping[str, Any]) -> TaskSetConfig | None:
+        allowed = ["name", "account", "interval", "jitter", "tasks", "labels", "batch_size", "max_tries",
+                   "max_retry_time", "forget_final_after", "per_task_series"]
+        if not isinstance(raw, dict):
+            self.bad(key, f"expected a mapping, got {_kind(raw)}")
+            return None
+        self.mapping(raw, key, allowed)
+        name = raw.get("name")
+        if not isinstance(name, str) or not re.match(r"^[A-Za-z0-9_.:-]{1,64}$", name):
+            self.bad(f"{key}.name", f"expected a name of letters, digits, '_', '.', ':' or '-', got {name!r}")
+            name = f"#{key}"
+        account_name = raw.get("account")
+        account = accounts.get(str(account_name))
+        if account is None and str(account_name) not in accounts_raw:
+            known = ", ".join(accounts_raw) or "none defined"
+            self.bad(f"{key}.account", f"expected one of the accounts ({known}), got {account_name!r}")
+        interval = self.duration(f"{key}.interval", raw.get("interval", 60), minimum=1.0)
+        tasks = self.tasks(f"{key}.tasks", raw.get("tasks"))
+        labels = self.labels(f"{key}.labels", raw.get("labels"))
+        batch = raw.get("batch_size")
+        return TaskSetConfig(
+            name=name,
+            account=str(account_name),
+            provider=account.provider if account else "",
+            interval=interval,
+            jitter=self.number(f"{key}.jitter", raw.get("jitter", 0.1), 0.0, 0.5),
+            tasks=tasks,
+            labels=labels,
+            batch_size=None if batch is None else self.integer(f"{key}.batch_size", batch, 1, 100000),
+            max_tries=self.integer(f"{key}.max_tries", raw.get("max_tries", 4), 1, 20),
+            max_retry_time=self.duration(f"{key}.max_retry_time", raw.get("max_retry_time", min(30.0, interval / 2))),
+            forget_final_after=self.duration(f"{key}.forget_final_after", raw.get("forget_final_after", "24h")),
+            per_task_series=self.integer(f"{key}.per_task_series", raw.get("per_task_series", 0), 0, 10000),
+        )
+
+    def tasks(self, key: str, raw: Any) -> TaskSource:
+        if raw is None:
+            self.bad(key, "expected a mapping with ids, files and/or discover: true")
+            return TaskSource()
+        value = self.mapping(raw, key, ["ids", "files", "discover"])
+        ids = value.get("ids") or []
+        if not isinstance(ids, list) or not all(isinstance(i, (str, int)) and str(i) for i in ids):
+            self.bad(f"{key}.ids", f"expected a list of task IDs, got {_kind(ids)}")
+            ids = []
+        files = value.get("files") or []
+        if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+            self.bad(f"{key}.files", f"expected a list of file paths, got {_kind(files)}")
+            files = []
+        discover = value.get("discover", False)
+        if not isinstance(discover, bool):
+            self.bad(f"{key}.discover", f"expected true or false, got {discover!r}")
+        if not (ids or files or discover):
+            self.bad(key, "expected at least one of ids, files, discover: true")
+        base = Path(self.path).parent
+        return TaskSource(tuple(str(i) for i in ids), tuple(base / f for f in files), bool(discover))
+
+    def labels(self, key: str, raw: Any) -> Mapping[str, str]:
+        value = self.mapping(raw, key, list(raw) if isinstance(raw, dict) else [])
+        out: dict[str, str] = {}
+        for k, v in value.items():
+            if not LABEL_NAME.match(str(k)) or str(k).startswith("__") or k in RESERVED_LABELS:
+                self.bad(f"{key}.{k}", "expected a Prometheus label name that is not reserved")
+            elif not isinstance(v, (str, int, float)) or isinstance(v, bool):
+                self.bad(f"{key}.{k}", f"expected a string value, got {_kind(v)}")
+            else:
+                out[str(k)] = str(v)
+        return out
+
+    def duration(self, key: str, raw: Any, minimum: float = 0.0) -> float:
+        if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+            seconds = float(raw)
+        else:
+            m = DURATION.match(str(raw)) if isinstance(raw, str) else None
+            if not m:
+                self.bad(key, f"expected a duration such as 30, '30s', '5m' or '1h', got {raw!r}")
+                return max(minimum, 1.0)
+            seconds = float(m.group(1)) * UNIT_SECONDS[m.group(2)]
+        if seconds < minimum:
+            self.bad(key, f"expected at least {minimum:g} seconds, got {raw!r}")
+            return minimum
+        return seconds
+
+    def integer(self, key: str, raw: Any, lo: int, hi: int) -> int:
+        if not isinstance(raw, int) or isinstance(raw, bool) or not lo <= raw <= hi:
+            self.bad(key, f"expected an integer from {lo} to {hi}, got {raw!r}")
+            return lo
+        return raw
+
+    def number(self, key: str, raw: Any, lo: float, hi: float) -> float:
+        if not isinstance(raw, (int, float)) or isinstance(raw, bool) or not lo <= raw <= hi:
+            self.bad(key, f"expected a number from {lo:g} to {hi:g}, got {raw!r}")
+            return lo
+        return float(raw)
+
+
+def _kind(value: Any) -> str:
+    return "nothing" if value is None else type(value).__name__
+
+
+def _closest(word: str, choices: Sequence[str]) -> str | None:
+    match = difflib.get_close_matches(word, choices, n=1)
+    return match[0] if match else None

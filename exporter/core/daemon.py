@@ -1,0 +1,58 @@
+"""Wiring: config + provider registry -> limiters, HTTP clients, providers, runners."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+
+import aiohttp
+
+from exporter.core.collector import Exposition, StateCollector
+from exporter.core.config import Config
+from exporter.core.http import HttpClient
+from exporter.core.provider import ProviderRegistry
+from exporter.core.ratelimit import AccountLimiter
+from exporter.core.scheduler import BACKOFF_BASE_SECONDS, Scheduler, TaskSetRunner
+from exporter.core.state import StateStore
+
+
+def build_scheduler(
+    config: Config,
+    providers: ProviderRegistry,
+    store: StateStore,
+    session: aiohttp.ClientSession,
+    *,
+    clock: Callable[[], float] = time.time,
+    backoff_base: float = BACKOFF_BASE_SECONDS,
+) -> Scheduler:
+    """One runner per task set; one limiter per account, shared by every set using it."""
+    limiters = {
+        name: AccountLimiter(acc.rate_limit, acc.max_concurrency) for name, acc in config.accounts.items()
+    }
+    runners = []
+    for ts in config.task_sets:
+        account = config.accounts[ts.account]
+        provider_cls = providers[account.provider]
+        store.ensure_set(ts.name, provider_cls.name, provider_cls.vocabulary)
+        http = HttpClient(
+            session,
+            limiters[ts.account],
+            timeout=account.timeout,
+            observe=functools.partial(store.record_request, ts.name),
+        )
+        runners.append(TaskSetRunner(ts, provider_cls(account, http), store, clock=clock, backoff_base=backoff_base))
+    store.retain_sets(ts.name for ts in config.task_sets)
+    return Scheduler(runners)
+
+
+def build_exposition(config: Config, providers: ProviderRegistry, store: StateStore) -> Exposition:
+    """The /metrics renderer for this config."""
+    used = {config.accounts[ts.account].provider for ts in config.task_sets}
+    collector = StateCollector(
+        store,
+        extra_labels={ts.name: ts.labels for ts in config.task_sets},
+        per_task_caps={ts.name: ts.per_task_series for ts in config.task_sets},
+        provider_counters={name: providers[name].counters for name in used},
+    )
+    return Exposition(store, collector)

@@ -1,0 +1,87 @@
+"""The seam between the core and the providers.
+
+The core depends on this module, never on a provider: `exporter.providers.PROVIDERS` is
+handed to the core by the CLI. A provider turns a batch of task IDs into normalized
+statuses and declares its limits and vocabularies; batching, scheduling, retries, rate
+limits, state and metrics belong to the core.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Literal, Protocol, runtime_checkable
+
+from exporter.core.model import FetchResult
+
+if TYPE_CHECKING:
+    from exporter.core.config import AccountConfig
+    from exporter.core.http import HttpClient
+
+FieldKind = Literal["str", "secret", "str_list", "int", "float", "bool"]
+
+
+@dataclass(frozen=True, slots=True)
+class AccountField:
+    """One provider-specific key of an account in the config file.
+
+    `secret` fields are read from `{env: NAME}` or `{file: PATH}`, never inline.
+    """
+
+    name: str
+    kind: FieldKind
+    help: str
+    required: bool = False
+    default: object = None
+
+
+@dataclass(frozen=True, slots=True)
+class CounterSpec:
+    """A provider-specific counter fed by `Tally` values of tasks reaching a final state.
+
+    Rendered as `upload_<name>_total{provider,task_set[,<label>]}`.
+    """
+
+    name: str
+    help: str
+    label: str = ""  # the label name for Tally.label; "" for none
+
+
+@dataclass(frozen=True, slots=True)
+class Vocabulary:
+    """Bounded label values of a provider. Anything else is exported as `other`."""
+
+    statuses: frozenset[str]
+    fault_codes: frozenset[str]
+    api_error_codes: frozenset[str]
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """What every provider module exports as its client class."""
+
+    name: ClassVar[str]  # config key and `provider` label
+    batch_size: ClassVar[int]  # the API's cap of task IDs per request
+    default_endpoint: ClassVar[str]
+    default_rate_limit: ClassVar[float]  # calls per second per account
+    account_fields: ClassVar[Sequence[AccountField]]
+    vocabulary: ClassVar[Vocabulary]
+    counters: ClassVar[Sequence[CounterSpec]]
+
+    def __init__(self, account: AccountConfig, http: HttpClient) -> None: ...
+
+    async def fetch(self, task_ids: Sequence[str]) -> FetchResult:
+        """Statuses of these task IDs (at most `batch_size`). Raises ProviderError only."""
+        ...
+
+
+@runtime_checkable
+class Discovering(Protocol):
+    """Optional capability: the API can list the account's tasks without being told IDs."""
+
+    async def discover(self) -> FetchResult:
+        """Every task the API knows of. Raises ProviderError only."""
+        ...
+
+
+ProviderRegistry = Mapping[str, type[Provider]]

@@ -1,0 +1,194 @@
+"""Polls every task set on its interval: due tasks, batches, retries and failure policy.
+
+One runner per set. A poll takes the set's due tasks (pending, past their "not before"
+time), splits them into batches of the provider's cap, fetches them with retries
+(exponential, jittered, bounded backoff that honours Retry-After), and hands everything
+it learned to the state store as one unit. A failed poll keeps the last known state,
+marks the set down and is logged once; the recovery is logged once. An unexpected
+exception in one set is logged with its traceback and never stops the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Generator, Sequence
+
+import backoff
+
+from exporter.core.config import TaskSetConfig
+from exporter.core.errors import AuthFailed, ProviderError
+from exporter.core.model import FetchResult
+from exporter.core.provider import Discovering, Provider
+from exporter.core.sources import TaskIdSource
+from exporter.core.state import PollOutcome, StateStore
+
+log = logging.getLogger(__name__)
+
+BACKOFF_BASE_SECONDS = 1.0
+BACKOFF_CAP_SECONDS = 60.0
+MAX_WORKERS = 8  # batches in flight per set; the account limiter has the last word
+
+
+def retry_waits(base: float, cap: float) -> Generator[float, ProviderError | None, None]:
+    """Full-jitter exponential waits, never shorter than the server's Retry-After, capped."""
+    error = yield  # type: ignore[misc]  # backoff primes the generator with send(None)
+    attempt = 0
+    while True:
+        wait = random.uniform(0, min(cap, base * 2**attempt))
+        if error is not None and error.retry_after is not None:
+            wait = max(wait, min(error.retry_after, cap))
+        attempt += 1
+        error = yield wait
+
+
+class TaskSetRunner:
+    """Polls one task set."""
+
+    def __init__(
+        self,
+        config: TaskSetConfig,
+        provider: Provider,
+        store: StateStore,
+        *,
+        clock: Callable[[], float] = time.time,
+        backoff_base: float = BACKOFF_BASE_SECONDS,
+    ) -> None:
+        self.config = config
+        self.provider = provider
+        self.store = store
+        self.clock = clock
+        self.backoff_base = backoff_base
+        self.source = TaskIdSource(config.tasks, config.name)
+        self.batch_size = min(config.batch_size or provider.batch_size, provider.batch_size)
+        self._was_down = False
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll on the interval with jitter until `stop` is set."""
+        # Spread the first polls of many sets over a tenth of their interval.
+        delay = random.uniform(0, self.config.interval * self.config.jitter)
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+                return
+            except TimeoutError:
+                pass
+            started = time.monotonic()
+            try:
+                await self.poll_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("unexpected error polling set %s; the other sets go on", self.config.name)
+            elapsed = time.monotonic() - started
+            jitter = random.uniform(-self.config.jitter, self.config.jitter) * self.config.interval
+            delay = max(0.0, self.config.interval + jitter - elapsed)
+
+    async def poll_once(self) -> PollOutcome:
+        """One poll of the set: new IDs, due batches, one state update."""
+        name = self.config.name
+        now = self.clock()
+        self.store.track(name, self.source.read(), now)
+        started_mono = time.monotonic()
+        results: list[FetchResult] = []
+        error: ProviderError | None = None
+        discovering = self.config.tasks.discover and isinstance(self.provider, Discovering)
+        try:
+            if discovering:
+                assert isinstance(self.provider, Discovering)
+                results.append(await self._with_retries(self.provider.discover))
+            due = self.store.due(name, now)
+            if discovering:
+                listed = {s.task_id for r in results for s in r.statuses}
+                due = [t for t in due if t not in listed]
+            await self._fetch_batches(due, results)
+        except ProviderError as err:
+            error = err
+        outcome = PollOutcome(
+            started=now,
+            duration=time.monotonic() - started_mono,
+            results=results,
+            error=None if error is None else error.message,
+            complete_listing=discovering,
+        )
+        self.store.apply_poll(name, outcome)
+        self.store.forget_final(name, now - self.config.forget_final_after)
+        self._log_health(error)
+        return outcome
+
+    async def _fetch_batches(self, due: Sequence[str], results: list[FetchResult]) -> None:
+        """Fetch all batches, a few at a time; after the first failure no new batch starts."""
+        queue = iter([due[i : i + self.batch_size] for i in range(0, len(due), self.batch_size)])
+        failures: list[ProviderError] = []
+
+        async def worker() -> None:
+            for batch in queue:
+                if failures:
+                    return
+                try:
+                    results.append(await self._with_retries(functools.partial(self.provider.fetch, batch)))
+                except ProviderError as err:
+                    failures.append(err)
+
+        # The account limiter caps concurrency across sets; this bounds the tasks we start.
+        await asyncio.gather(*(worker() for _ in range(MAX_WORKERS)))
+        if failures:
+            raise failures[0]
+
+    async def _with_retries(self, call: Callable[[], Awaitable[FetchResult]]) -> FetchResult:
+        """Call with backoff on retryable ProviderErrors, bounded in tries and time."""
+        retrying = backoff.on_exception(
+            lambda: retry_waits(self.backoff_base, BACKOFF_CAP_SECONDS),
+            ProviderError,
+            max_tries=self.config.max_tries,
+            max_time=self.config.max_retry_time,
+            giveup=lambda e: not getattr(e, "retryable", False),
+            jitter=None,
+            logger=None,
+        )(call)
+        result: FetchResult = await retrying()
+        return result
+
+    def _log_health(self, error: ProviderError | None) -> None:
+        name, provider = self.config.name, self.provider.name
+        if error is None:
+            if self._was_down:
+                log.info("set %s (%s) recovered", name, provider)
+            self._was_down = False
+            return
+        if self._was_down:
+            log.debug("set %s (%s) still down: %s", name, provider, error.message)
+            return
+        self._was_down = True
+        what = "credentials refused; fix the account's credentials or permissions" if isinstance(
+            error, AuthFailed) else "keeping the last known state and retrying"
+        log.warning("set %s (%s) is down: %s (%s, result=%s%s)", name, provider, error.message, what,
+                    error.result, f", code={error.api_code}" if error.api_code else "")
+
+
+
+class Scheduler:
+    """Runs every set's runner until stopped."""
+
+    def __init__(self, runners: Sequence[TaskSetRunner]) -> None:
+        self.runners = list(runners)
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._tasks = [asyncio.create_task(r.run(self._stop), name=f"poll:{r.config.name}") for r in self.runners]
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Ask runners to stop, cancel what is still running after `timeout`, and wait."""
+        self._stop.set()
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(self._tasks, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        self._tasks = []

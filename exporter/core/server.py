@@ -1,0 +1,141 @@
+"""The aiohttp app: /metrics, /-/healthy, /-/ready, /-/reload and a landing page.
+
+Lifecycle lives in the app's cleanup context: it opens the shared ClientSession,
+builds and starts the scheduler, and on exit stops it with a bound. /metrics never
+calls a provider: it serves the exposition rendered from the last polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from exporter import __version__
+from exporter.core.collector import Exposition
+from exporter.core.config import Config
+from exporter.core.daemon import build_exposition, build_scheduler
+from exporter.core.errors import ConfigError
+from exporter.core.provider import ProviderRegistry
+from exporter.core.scheduler import Scheduler
+from exporter.core.state import StateStore
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_TIMEOUT_SECONDS = 5.0
+
+
+@dataclass
+class Runtime:
+    """What the handlers need; replaced as a whole on reload."""
+
+    config: Config
+    providers: ProviderRegistry
+    load_config: Callable[[], Config]
+    store: StateStore = field(default_factory=StateStore)
+    scheduler: Scheduler | None = None
+    exposition: Exposition | None = None
+    session: aiohttp.ClientSession | None = None
+    reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def start(self) -> None:
+        assert self.session is not None
+        self.scheduler = build_scheduler(self.config, self.providers, self.store, self.session)
+        self.exposition = build_exposition(self.config, self.providers, self.store)
+        self.scheduler.start()
+
+    async def reload(self) -> None:
+        """Load the config again; a bad one is reported and the running one keeps going."""
+        async with self.reload_lock:
+            try:
+                new = self.load_config()
+            except ConfigError as err:
+                log.error("config reload failed; keeping the running config:\n%s", err)
+                raise
+            if self.scheduler is not None:
+                await self.scheduler.stop(SHUTDOWN_TIMEOUT_SECONDS)
+            self.config = new
+            self.start()
+            log.info("config reloaded from %s: %d task sets", new.path, len(new.task_sets))
+
+
+RUNTIME = web.AppKey("runtime", Runtime)
+
+
+def make_app(runtime: Runtime, *, lifecycle_api: bool = False) -> web.Application:
+    """The exporter's web app; POST /-/reload only with `lifecycle_api` (like Prometheus)."""
+    app = web.Application()
+    app[RUNTIME] = runtime
+    app.router.add_get("/", landing)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/-/healthy", healthy)
+    app.router.add_get("/-/ready", ready)
+    if lifecycle_api:
+        app.router.add_post("/-/reload", reload)
+    app.cleanup_ctx.append(lifecycle)
+    return app
+
+
+async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+    runtime = app[RUNTIME]
+    async with aiohttp.ClientSession(headers={"User-Agent": f"upload-status-exporter/{__version__}"}) as session:
+        runtime.session = session
+        runtime.start()
+        try:
+            yield
+        finally:
+            if runtime.scheduler is not None:
+                await runtime.scheduler.stop(SHUTDOWN_TIMEOUT_SECONDS)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    exposition = request.app[RUNTIME].exposition
+    body = exposition.render() if exposition is not None else b""
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def healthy(request: web.Request) -> web.Response:
+    return web.Response(text="Healthy.\n")
+
+
+async def ready(request: web.Request) -> web.Response:
+    """Ready once every task set was polled once (successfully or not)."""
+    runtime = request.app[RUNTIME]
+    waiting = [ts.name for ts in runtime.config.task_sets
+               if not (st := runtime.store.sets.get(ts.name)) or not st.polled]
+    if waiting:
+        return web.Response(status=503, text=f"Not ready: waiting for the first poll of {', '.join(waiting)}.\n")
+    return web.Response(text="Ready.\n")
+
+
+async def reload(request: web.Request) -> web.Response:
+    try:
+        await request.app[RUNTIME].reload()
+    except ConfigError as err:
+        return web.Response(status=500, text=f"failed to reload config:\n{err}\n")
+    return web.Response(text="Reloaded.\n")
+
+
+async def landing(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    now = time.time()
+    rows = []
+    for ts in runtime.config.task_sets:
+        st = runtime.store.sets.get(ts.name)
+        health = "waiting" if st is None or not st.polled else ("up" if st.up else "down")
+        age = f"{now - st.last_success:.0f}s ago" if st and st.last_success else "never"
+        rows.append(f"<tr><td>{html.escape(ts.name)}</td><td>{html.escape(ts.provider)}</td>"
+                    f"<td>{health}</td><td>{len(st.tasks) if st else 0}</td><td>{age}</td></tr>")
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>upload-status-exporter</title></head>
+<body><h1>upload-status-exporter {html.escape(__version__)}</h1>
+<p><a href="/metrics">Metrics</a> &middot; <a href="/-/healthy">Health</a> &middot; <a href="/-/ready">Readiness</a></p>
+<table border="1" cellpadding="4"><tr><th>task set</th><th>provider</th><th>poll</th><th>tracked tasks</th>
+<th>last success</th></tr>{''.join(rows)}</table></body></html>"""
+    return web.Response(text=page, content_type="text/html")

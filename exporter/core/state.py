@@ -1,0 +1,306 @@
+"""The one owner of task state: every mutation of tracked tasks and their aggregates.
+
+Aggregates (counts by state, status and fault, progress sums, counters, histograms) are
+kept up to date as statuses change, so rendering `/metrics` never walks the tasks.
+Each poll's changes are applied as one unit by `apply_poll`; `version` moves on every
+change so the exposition can be rendered once per change and served from cache.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from exporter.core.model import FetchResult, TaskState, TaskStatus
+from exporter.core.provider import Vocabulary
+
+log = logging.getLogger(__name__)
+
+OTHER = "other"
+DURATION_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0)
+POLL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+RATE_SMOOTHING = 0.3  # weight of the newest poll in the completion-rate average
+
+
+class TaskRecord:
+    """What is kept of one task; label values are already bounded."""
+
+    __slots__ = (
+        "created",
+        "eta",
+        "fault",
+        "finished",
+        "first_seen",
+        "last_seen",
+        "message",
+        "not_before",
+        "progress",
+        "state",
+        "status",
+    )
+
+    def __init__(self, now: float) -> None:
+        self.state = TaskState.PENDING
+        self.status = ""  # provider status label; "" until first polled
+        self.fault = ""
+        self.message = ""
+        self.progress: float | None = None
+        self.eta: float | None = None
+        self.created: float | None = None
+        self.finished: float | None = None
+        self.first_seen = now
+        self.last_seen: float | None = None
+        self.not_before: float | None = None
+
+
+class Histogram:
+    """Cumulative-bucket histogram data, as the exposition needs it."""
+
+    __slots__ = ("bounds", "count", "counts", "total")
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = tuple(bounds)
+        self.counts = [0] * len(self.bounds)
+        self.total = 0.0
+        self.count = 0
+
+    def observe(self, value: float) -> None:
+        i = bisect.bisect_left(self.bounds, value)
+        for j in range(i, len(self.counts)):
+            self.counts[j] += 1
+        self.total += value
+        self.count += 1
+
+    def buckets(self) -> list[tuple[str, float]]:
+        out = [(_fmt(b), float(c)) for b, c in zip(self.bounds, self.counts, strict=True)]
+        out.append(("+Inf", float(self.count)))
+        return out
+
+
+def _fmt(bound: float) -> str:
+    return f"{bound:g}" if bound < 1e6 else repr(bound)
+
+
+@dataclass(frozen=True, slots=True)
+class PollOutcome:
+    """Everything one poll learned, applied as one unit."""
+
+    started: float
+    duration: float
+    results: Sequence[FetchResult]
+    error: str | None = None  # None: the poll succeeded
+    complete_listing: bool = False  # results list every task the API knows (discovery)
+
+
+class SetState:
+    """Tracked tasks of one task set and everything exported about them."""
+
+    def __init__(self, name: str, provider: str, vocabulary: Vocabulary) -> None:
+        self.name = name
+        self.provider = provider
+        self.vocabulary = vocabulary
+        self.tasks: dict[str, TaskRecord] = {}
+        self.by_state: dict[TaskState, int] = dict.fromkeys(TaskState, 0)
+        self.by_status: defaultdict[str, int] = defaultdict(int)
+        self.faults: defaultdict[str, int] = defaultdict(int)
+        self.pending_progress = 0.0
+        self.completed_total = 0
+        self.failed_total: defaultdict[str, int] = defaultdict(int)
+        self.tallies: defaultdict[tuple[str, str], float] = defaultdict(float)
+        self.durations = {s: Histogram(DURATION_BUCKETS) for s in (TaskState.DONE, TaskState.ERROR)}
+        self.requests: defaultdict[str, int] = defaultdict(int)
+        self.api_errors: defaultdict[str, int] = defaultdict(int)
+        self.poll_durations = Histogram(POLL_BUCKETS)
+        self.polled = False
+        self.up = False
+        self.down_reason: str | None = None
+        self.last_success: float | None = None
+        self.last_poll: float | None = None
+        self.eta: float | None = None
+        self.completion_rate: float | None = None  # tasks per second, smoothed
+        self._logged_unknown: set[tuple[str, str]] = set()
+
+    # -- label bounding ---------------------------------------------------------------
+    def bounded(self, kind: str, value: str, known: frozenset[str]) -> str:
+        if not value or value in known:
+            return value
+        if (kind, value) not in self._logged_unknown and len(self._logged_unknown) < 1000:
+            self._logged_unknown.add((kind, value))
+            log.warning("unknown %s %r from provider %s (set %s) is exported as %r",
+                        kind, value[:200], self.provider, self.name, OTHER)
+        return OTHER
+
+    # -- aggregate bookkeeping --------------------------------------------------------
+    def _count(self, rec: TaskRecord, sign: int) -> None:
+        self.by_state[rec.state] += sign
+        if rec.status:
+            self.by_status[rec.status] += sign
+            if not self.by_status[rec.status]:
+                del self.by_status[rec.status]
+        if rec.state is TaskState.ERROR:
+            self.faults[rec.fault] += sign
+            if not self.faults[rec.fault]:
+                del self.faults[rec.fault]
+        if rec.state is TaskState.PENDING and rec.progress is not None:
+            self.pending_progress += sign * rec.progress
+
+    @property
+    def progress_ratio(self) -> float | None:
+        total = len(self.tasks)
+        if not total:
+            return None
+        finished = total - self.by_state[TaskState.PENDING]
+        return max(0.0, min(1.0, (finished + self.pending_progress) / total))
+
+
+class StateStore:
+    """All task sets' state. The only code that changes it."""
+
+    def __init__(self) -> None:
+        self.sets: dict[str, SetState] = {}
+        self.version = 0
+
+    def _changed(self) -> None:
+        self.version += 1
+
+    def ensure_set(self, name: str, provider: str, vocabulary: Vocabulary) -> SetState:
+        st = self.sets.get(name)
+        if st is None or st.provider != provider:
+            st = self.sets[name] = SetState(name, provider, vocabulary)
+            self._changed()
+        st.vocabulary = vocabulary
+        return st
+
+    def retain_sets(self, names: Iterable[str]) -> None:
+        """Drop sets no longer configured; their series vanish from /metrics."""
+        keep = set(names)
+        for name in [n for n in self.sets if n not in keep]:
+            del self.sets[name]
+            self._changed()
+
+    def track(self, name: str, task_ids: Iterable[str], now: float) -> int:
+        """Start tracking these IDs (already tracked ones are left alone); returns how many were new."""
+        st = self.sets[name]
+        added = 0
+        for task_id in task_ids:
+            if task_id not in st.tasks:
+                rec = st.tasks[task_id] = TaskRecord(now)
+                st._count(rec, +1)
+                added += 1
+        if added:
+            self._changed()
+        return added
+
+    def due(self, name: str, now: float) -> list[str]:
+        """Pending tasks whose "not before" time has passed, in tracking order."""
+        return [tid for tid, rec in self.sets[name].tasks.items()
+                if rec.state is TaskState.PENDING and (rec.not_before is None or rec.not_before <= now)]
+
+    def record_request(self, name: str, result: str, api_code: str | None) -> None:
+        st = self.sets.get(name)
+        if st is None:
+            return
+        st.requests[result] += 1
+        if api_code is not None:
+            st.api_errors[st.bounded("API error code", api_code, st.vocabulary.api_error_codes)] += 1
+        self._changed()
+
+    def apply_poll(self, name: str, outcome: PollOutcome) -> None:
+        """Apply one poll's statuses, counters and health as one unit."""
+        st = self.sets[name]
+        now = outcome.started + outcome.duration
+        completed = 0
+        seen: set[str] = set()
+        for result in outcome.results:
+            for code in result.api_error_codes:
+                st.api_errors[st.bounded("API error code", code, st.vocabulary.api_error_codes)] += 1
+            for status in result.statuses:
+                seen.add(status.task_id)
+                completed += self._apply_status(st, status, now)
+            if result.eta_seconds is not None:
+                st.eta = result.eta_seconds
+        if outcome.complete_listing and outcome.error is None:
+            for task_id, rec in st.tasks.items():
+                if rec.state is TaskState.PENDING and rec.last_seen is not None and task_id not in seen:
+                    completed += self._apply_status(st, TaskStatus(task_id, TaskState.NOT_FOUND, rec.status), now)
+        st.poll_durations.observe(outcome.duration)
+        st.polled = True
+        st.up = outcome.error is None
+        st.down_reason = outcome.error
+        if st.up:
+            st.last_success = now
+            self._update_eta(st, outcome, completed, now)
+        st.last_poll = now
+        self._changed()
+
+    def _apply_status(self, st: SetState, status: TaskStatus, now: float) -> int:
+        """Apply one task's status; returns 1 when it newly became done."""
+        rec = st.tasks.get(status.task_id)
+        if rec is None:
+            rec = st.tasks[status.task_id] = TaskRecord(now)
+        else:
+            st._count(rec, -1)
+        was_final = rec.state.final
+        seen_pending = rec.last_seen is not None and not was_final
+        vocab = st.vocabulary
+        rec.state = status.state
+        rec.status = st.bounded("status", status.provider_status, vocab.statuses) or OTHER
+        failed = status.state is TaskState.ERROR
+        rec.fault = st.bounded("fault code", status.fault_code, vocab.fault_codes) if failed else ""
+        rec.message = status.fault_message[:500] if failed else ""
+        rec.progress = None if status.progress is None else max(0.0, min(1.0, status.progress))
+        rec.eta = status.eta_seconds
+        rec.created = status.created if status.created is not None else rec.created
+        rec.finished = status.finished if status.finished is not None else rec.finished
+        rec.last_seen = now
+        rec.not_before = status.not_before
+        st._count(rec, +1)
+        if was_final or not rec.state.final:
+            return 0
+        # First transition into a final state: count it once.
+        for tally in status.tallies:
+            st.tallies[(tally.counter, tally.label)] += tally.amount
+        if rec.state is TaskState.ERROR:
+            st.failed_total[rec.fault] += 1
+            log.debug("task %s of set %s failed: %s %s", status.task_id[:100], st.name, rec.fault, rec.message[:200])
+        # Without a creation time, first-seen only means something if we saw it pending.
+        start = rec.created if rec.created is not None else (rec.first_seen if seen_pending else None)
+        if rec.state in st.durations and start is not None:
+            end = rec.finished if rec.finished is not None else now
+            st.durations[rec.state].observe(max(0.0, end - start))
+        if rec.state is TaskState.DONE:
+            st.completed_total += 1
+            return 1
+        return 0
+
+    def _update_eta(self, st: SetState, outcome: PollOutcome, completed: int, now: float) -> None:
+        pending = st.by_state[TaskState.PENDING]
+        if st.last_success is not None and st.last_poll is not None and now > st.last_poll:
+            rate = completed / (now - st.last_poll)
+            prev = st.completion_rate
+            st.completion_rate = rate if prev is None else prev + RATE_SMOOTHING * (rate - prev)
+        if any(r.eta_seconds is not None for r in outcome.results):
+            return  # the provider reported the set's ETA
+        task_etas = [rec.eta for rec in st.tasks.values() if rec.state is TaskState.PENDING and rec.eta is not None]
+        if not pending:
+            st.eta = 0.0
+        elif task_etas:
+            st.eta = max(task_etas)
+        elif st.completion_rate:
+            st.eta = pending / st.completion_rate
+        else:
+            st.eta = None
+
+    def forget_final(self, name: str, older_than: float) -> int:
+        """Stop tracking final tasks last seen before `older_than`; counters keep their totals."""
+        st = self.sets[name]
+        old = [tid for tid, rec in st.tasks.items()
+               if rec.state.final and rec.last_seen is not None and rec.last_seen < older_than]
+        for tid in old:
+            st._count(st.tasks.pop(tid), -1)
+        if old:
+            self._changed()
+        return len(old)

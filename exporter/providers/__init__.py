@@ -1,0 +1,8 @@
+"""PROVIDERS: the only list of providers. The CLI hands it to the core."""
+
+from __future__ import annotations
+
+from exporter.core.provider import ProviderRegistry
+from exporter.providers.yandex_direct import YandexDirect
+
+PROVIDERS: ProviderRegistry = {cls.name: cls for cls in (YandexDirect,)}

@@ -1,0 +1,166 @@
+"""Yandex Direct API v4 Live: AdImage / CheckUploadStatus.
+
+Sections, in the order every provider module keeps: config, request, parse, status map.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, ClassVar
+
+from exporter.core.config import AccountConfig
+from exporter.core.errors import AuthFailed, BadResponse, ProviderError, Rejected, Throttled, Unavailable
+from exporter.core.http import HttpClient, HttpResponse
+from exporter.core.model import FetchResult, TaskState, TaskStatus
+from exporter.core.provider import AccountField, CounterSpec, Vocabulary
+
+# -- config -----------------------------------------------------------------------------
+
+PAGE_LIMIT = 10_000  # the API's cap of tasks per response
+LOGINS_PER_CALL = 10  # the API's cap of agency client logins per call
+MAX_PAGES = 1_000  # bounds every paging loop, whatever TotalObjectsCount says
+
+
+# -- status map -------------------------------------------------------------------------
+
+STATES: Mapping[str, TaskState] = {"Pending": TaskState.PENDING, "Done": TaskState.DONE, "Error": TaskState.ERROR}
+
+# Request-level codes (v5 meanings; v4 uses the same numbers for these).
+RETRYABLE_CODES = frozenset({"52", "1000", "1001", "1002"})
+THROTTLE_CODES = frozenset({"152", "506"})
+AUTH_CODES = frozenset({"53", "54", "58", "513", "3000", "3001"})
+AUTH_HINTS = {
+    "53": "the OAuth token is invalid or expired: issue a new token",
+    "54": "the token's user has no rights for this operation or these logins",
+    "58": "the Direct account registration is incomplete",
+    "513": "the login is not connected to Direct",
+    "3000": "the application has no API access: request access in the Direct API settings",
+    "3001": "the application has no access to the AdImage method",
+}
+
+
+class YandexDirect:
+    """Statuses of AdImage upload tasks, by ID or by listing every task (discovery)."""
+
+    name: ClassVar[str] = "yandex_direct"
+    batch_size: ClassVar[int] = PAGE_LIMIT
+    default_endpoint: ClassVar[str] = "https://api.direct.yandex.ru/live/v4/json/"
+    default_rate_limit: ClassVar[float] = 5.0
+    account_fields: ClassVar[Sequence[AccountField]] = (
+        AccountField("token", "secret", "the OAuth token", required=True),
+        AccountField("logins", "str_list", "agency client logins; none for an advertiser", default=()),
+        AccountField("locale", "str", "language of error texts (en, ru, uk, tr)", default="en"),
+    )
+    vocabulary: ClassVar[Vocabulary] = Vocabulary(
+        statuses=frozenset(STATES),
+        # Item fault codes of the Direct API (the 5000-9000 validation families).
+        fault_codes=frozenset({"1000", "1002", "5000", "5001", "5004", "5005", "5006", "5008",
+                               "6000", "7000", "8000", "8300", "8800", "9000"}),
+        api_error_codes=RETRYABLE_CODES | THROTTLE_CODES | AUTH_CODES,
+    )
+    counters: ClassVar[Sequence[CounterSpec]] = ()
+
+    def __init__(self, account: AccountConfig, http: HttpClient) -> None:
+        self._http = http
+        self._url = account.endpoint
+        self._token = account.secret("token")
+        self._locale = str(account.options.get("locale") or "en")
+        logins = tuple(account.options.get("logins") or ())
+        self._login_groups: list[tuple[str, ...]] = [
+            logins[i : i + LOGINS_PER_CALL] for i in range(0, len(logins), LOGINS_PER_CALL)
+        ] or [()]
+
+    async def fetch(self, task_ids: Sequence[str]) -> FetchResult:
+        """Statuses of these tasks; IDs the API no longer knows (about a day's retention) are not_found."""
+        wanted = set(task_ids)
+        found: dict[str, TaskStatus] = {}
+        for logins in self._login_groups:
+            async for status in self._statuses(logins, list(task_ids)):
+                if status.task_id in wanted:
+                    found[status.task_id] = status
+        missing = [TaskStatus(t, TaskState.NOT_FOUND, "") for t in task_ids if t not in found]
+        return FetchResult([*found.values(), *missing])
+
+    async def discover(self) -> FetchResult:
+        """Every task of about the last day: an empty selection lists them all."""
+        statuses: list[TaskStatus] = []
+        for logins in self._login_groups:
+            statuses.extend([s async for s in self._statuses(logins, [])])
+        return FetchResult(statuses)
+
+    # -- request ------------------------------------------------------------------------
+
+    async def _statuses(self, logins: Sequence[str], task_ids: Sequence[str]) -> AsyncIterator[TaskStatus]:
+        """Page through CheckUploadStatus until TotalObjectsCount is reached (bounded)."""
+        offset, pages, total = 0, 0, None
+        while pages < MAX_PAGES and (total is None or offset < total):
+            body = self._body(logins, task_ids, offset)
+            page, total = await self._http.call("POST", self._url, _parse_page, json_body=body)
+            for status in page:
+                yield status
+            pages += 1
+            if not page:  # the API ran out before its own total: nothing more to ask
+                break
+            offset += len(page)
+        if total is not None and offset < total and pages >= MAX_PAGES:
+            raise BadResponse(f"more than {MAX_PAGES} pages of upload tasks; narrow the selection")
+
+    def _body(self, logins: Sequence[str], task_ids: Sequence[str], offset: int) -> dict[str, Any]:
+        criteria: dict[str, Any] = {"Limit": PAGE_LIMIT, "Offset": offset}
+        if logins:
+            criteria["Logins"] = list(logins)
+        if task_ids:
+            criteria["AdImageUploadTaskIDS"] = [int(t) if t.isdigit() else t for t in task_ids]
+        return {
+            "method": "AdImage",
+            "token": self._token,
+            "locale": self._locale,
+            "param": {"Action": "CheckUploadStatus", "SelectionCriteria": criteria},
+        }
+
+
+# -- parse ------------------------------------------------------------------------------
+
+
+def _parse_page(response: HttpResponse) -> tuple[list[TaskStatus], int]:
+    """One page: its task statuses and TotalObjectsCount."""
+    if response.status >= 500 or response.status == 429:
+        response.raise_for_status()
+    body = response.json()
+    if not isinstance(body, dict):
+        raise BadResponse(f"expected a JSON object from {response.where}")
+    if "error_code" in body:
+        raise _api_error(body, response.where)
+    response.raise_for_status()
+    data = body["data"]
+    uploads = data.get("AdImageUploads") or []
+    total = int(data.get("TotalObjectsCount", len(uploads)))
+    return [_status(item) for item in uploads], total
+
+
+def _status(item: Mapping[str, Any]) -> TaskStatus:
+    raw = str(item.get("Status", ""))
+    state = STATES.get(raw, TaskState.PENDING)
+    error = item.get("Error") or {}
+    return TaskStatus(
+        task_id=str(item["AdImageUploadTaskID"]),
+        state=state,
+        provider_status=raw,
+        fault_code=str(error.get("FaultCode", "")) if state is TaskState.ERROR else "",
+        fault_message=" ".join(str(error.get(k, "")) for k in ("FaultString", "FaultDetail")).strip(),
+    )
+
+
+def _api_error(body: Mapping[str, Any], where: str) -> ProviderError:
+    code = str(body.get("error_code"))
+    text = str(body.get("error_str", ""))[:200]
+    message = f"API error {code} from {where}: {text}"
+    if code in AUTH_CODES:
+        return AuthFailed(f"{message}; {AUTH_HINTS[code]}", api_code=code)
+    if code in THROTTLE_CODES:
+        # Units spent or too many connections: a minute's pause is the least that helps.
+        return Throttled(message, api_code=code, retry_after=60.0 if code == "152" else 5.0)
+    if code in RETRYABLE_CODES:
+        return Unavailable(message, api_code=code)
+    return Rejected(message, api_code=code)
+

@@ -1,0 +1,1 @@
+"""Fake provider APIs for tests and the demo. Never imported by core or providers."""

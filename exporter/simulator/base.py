@@ -1,0 +1,172 @@
+"""What every simulator shares: a clock, task timelines, a call log and errors on demand.
+
+A simulated task has a fixed timeline: created, expected to finish at `finish_at`, with an
+outcome. Its state at any time follows from the clock, so tests move time forward
+instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from aiohttp import web
+
+HANG_SECONDS = 30.0  # how long an injected timeout keeps the request open
+
+
+@dataclass
+class SimTask:
+    """One simulated upload task."""
+
+    task_id: str
+    created: float
+    finish_at: float
+    fails: bool
+    fault: tuple[str, str] = ("", "")  # (code, message) when it fails
+    owner: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def finished(self, now: float) -> bool:
+        return now >= self.finish_at
+
+    def progress(self, now: float) -> float:
+        if self.finished(now):
+            return 1.0
+        span = max(self.finish_at - self.created, 1e-9)
+        return max(0.0, min(1.0, (now - self.created) / span))
+
+
+@dataclass(frozen=True)
+class Call:
+    """What one request asked for, for tests to assert on."""
+
+    at: float
+    ids: tuple[str, ...]
+    params: dict[str, Any]
+
+
+class Simulator:
+    """Base of every simulator: subclasses add the protocol in `handle` and `error_body`."""
+
+    name: ClassVar[str]
+    path: ClassVar[str]  # where the API is served
+    faults: ClassVar[Sequence[tuple[str, str]]]  # realistic (code, message) pairs
+
+    def __init__(self, *, clock: Callable[[], float] = time.time, seed: int = 1, log_size: int = 100_000) -> None:
+        self.clock = clock
+        self.rng = random.Random(seed)
+        self.tasks: dict[str, SimTask] = {}
+        self.calls: collections.deque[Call] = collections.deque(maxlen=log_size)
+        self._injected: collections.deque[str] = collections.deque()
+        self._next_id = 1000
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    # -- tasks ------------------------------------------------------------------------
+    def new_id(self) -> str:
+        self._next_id += 1
+        return str(self._next_id)
+
+    def add_task(self, *, duration: float, fails: bool = False, created: float | None = None,
+                 owner: str = "", task_id: str | None = None, **extra: Any) -> SimTask:
+        now = self.clock() if created is None else created
+        task = SimTask(task_id or self.new_id(), now, now + duration, fails,
+                       self.rng.choice(self.faults) if fails else ("", ""), owner, dict(extra))
+        self.tasks[task.task_id] = task
+        return task
+
+    def add_random_tasks(self, count: int, *, min_s: float = 20, max_s: float = 240,
+                         fail_ratio: float = 0.15, backdate_s: float = 0, owners: Sequence[str] = ("",)) -> list[str]:
+        """Tasks with random durations and outcomes, created up to `backdate_s` ago."""
+        now = self.clock()
+        ids = []
+        for _ in range(count):
+            task = self.add_task(duration=self.rng.uniform(min_s, max_s), fails=self.rng.random() < fail_ratio,
+                                 created=now - self.rng.uniform(0, backdate_s), owner=self.rng.choice(owners))
+            ids.append(task.task_id)
+        return ids
+
+    # -- errors on demand -------------------------------------------------------------
+    def fail_next(self, kind: str, times: int = 1) -> None:
+        """The next `times` requests fail: 'http_500', 'timeout', 'malformed', or 'api:<code>'."""
+        self._injected.extend([kind] * times)
+
+    async def _injected_response(self) -> web.StreamResponse | None:
+        if not self._injected:
+            return None
+        kind = self._injected.popleft()
+        if kind == "http_500":
+            return web.Response(status=500, text="Internal Server Error")
+        if kind == "timeout":
+            await asyncio.sleep(HANG_SECONDS)
+            return web.Response(status=504)
+        if kind == "malformed":
+            return web.Response(status=200, body=self.malformed_body, content_type=self.content_type)
+        if kind.startswith("api:"):
+            return self.error_response(kind[4:])
+        raise ValueError(f"unknown injected failure {kind!r}")
+
+    # -- protocol (subclasses) --------------------------------------------------------
+    content_type: ClassVar[str] = "application/json"
+    malformed_body: ClassVar[bytes] = b'{"data": {"items": [{"id": '  # cut off mid-document
+
+    def error_response(self, code: str) -> web.Response:
+        raise NotImplementedError
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        raise NotImplementedError
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        injected = await self._injected_response()
+        return injected if injected is not None else await self.handle(request)
+
+    def record(self, ids: Sequence[str], **params: Any) -> None:
+        self.calls.append(Call(self.clock(), tuple(ids), params))
+
+    # -- serving ----------------------------------------------------------------------
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", self.path, self._dispatch)
+        return app
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve on loopback; returns the API's base URL."""
+        self._runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        bound = runner_port(self._runner)
+        self.url = f"http://{host}:{bound}{self.path}"
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # -- demo -------------------------------------------------------------------------
+    def demo_account(self) -> dict[str, Any]:
+        """The raw config of an account pointing at this simulator (secrets via env)."""
+        raise NotImplementedError
+
+    def demo_tasks(self, ids_file: str) -> dict[str, Any]:
+        """The raw `tasks` section of the demo task set."""
+        return {"files": [ids_file]}
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, text=json.dumps(body), content_type="application/json")
+
+
+def runner_port(runner: web.AppRunner) -> int:
+    """The port a runner's first site is bound to (after binding to port 0)."""
+    for address in runner.addresses:
+        return int(address[1])
+    raise RuntimeError("the simulator is not listening")

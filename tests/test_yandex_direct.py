@@ -1,0 +1,148 @@
+"""The Yandex Direct provider against its simulator, over real HTTP on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from exporter.simulator.yandex_direct import YandexDirectSimulator
+
+TOKEN = "y0_AgAAAAB-secret-token-value"
+
+
+@pytest.fixture
+async def sim(clock) -> AsyncIterator[YandexDirectSimulator]:
+    s = YandexDirectSimulator(token=TOKEN, clock=clock)
+    await s.start()
+    yield s
+    await s.stop()
+
+
+def config(sim: YandexDirectSimulator, tasks: dict[str, Any], **account: Any) -> dict[str, Any]:
+    return {
+        "accounts": {"direct": {"provider": "yandex_direct", "endpoint": sim.url,
+                                "token": {"env": "TEST_YANDEX_TOKEN"}, **account}},
+        "task_sets": [{"name": "banners", "account": "direct", "interval": 60, "tasks": tasks,
+                       "max_tries": 2, "max_retry_time": 1}],
+    }
+
+
+@pytest.fixture(autouse=True)
+def token_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_YANDEX_TOKEN", TOKEN)
+
+
+async def test_discovery_pages_beyond_10000_exactly(sim, harness, clock):
+    for _ in range(25_003):
+        sim.add_task(duration=10, fails=False)
+    for _ in range(7):
+        sim.add_task(duration=10, fails=True)
+    clock.advance(11)
+    h = harness(config(sim, {"discover": True}))
+    await h.poll()
+    offsets = [c.params["offset"] for c in sim.calls]
+    assert offsets == [0, 10_000, 20_000]
+    assert all(c.params["limit"] == 10_000 for c in sim.calls)
+    assert h.value("upload_tasks", state="done") == 25_003
+    assert h.value("upload_tasks", state="error") == 7
+    assert h.value("upload_tasks", state="pending") == 0
+    assert len(h.store.sets["banners"].tasks) == 25_010
+
+
+async def test_explicit_ids_states_and_faults(sim, harness, clock):
+    done = sim.add_task(duration=5)
+    failing = sim.add_task(duration=5, fails=True)
+    slow = sim.add_task(duration=500)
+    h = harness(config(sim, {"ids": [done.task_id, failing.task_id, slow.task_id, "999999"]}))
+    clock.advance(10)
+    await h.poll()
+    assert h.value("upload_tasks", state="done") == 1
+    assert h.value("upload_tasks", state="error") == 1
+    assert h.value("upload_tasks", state="pending") == 1
+    assert h.value("upload_tasks", state="not_found") == 1
+    assert h.value("upload_task_faults", fault_code=failing.fault[0]) == 1
+    assert h.value("upload_tasks_failed_total", fault_code=failing.fault[0]) == 1
+    assert h.value("upload_tasks_completed_total") == 1
+    # Final tasks are not asked again; only the pending one is.
+    clock.advance(1000)
+    await h.poll()
+    assert sim.calls[-1].ids == (slow.task_id,)
+    assert h.value("upload_tasks", state="done") == 2
+    assert h.value("upload_tasks_completed_total") == 2
+    assert h.value("upload_poll_up") == 1
+
+
+async def test_logins_beyond_ten_are_split(sim, harness, clock):
+    logins = [f"client{i}" for i in range(23)]
+    for login in logins:
+        sim.add_task(duration=1, owner=login)
+    clock.advance(2)
+    h = harness(config(sim, {"discover": True}, logins=logins))
+    await h.poll()
+    groups = [c.params["logins"] for c in sim.calls]
+    assert [len(g) for g in groups] == [10, 10, 3]
+    assert sorted(sum(groups, ())) == sorted(logins)
+    assert h.value("upload_tasks", state="done") == 23
+
+
+@pytest.mark.parametrize(
+    ("failure", "result", "code"),
+    [
+        ("http_500", "http_error", None),
+        ("timeout", "timeout", None),
+        ("malformed", "invalid_response", None),
+        ("api:1000", "api_error", "1000"),
+    ],
+)
+async def test_failures_mark_down_keep_state_and_recover(sim, harness, clock, failure, result, code):
+    ids = [sim.add_task(duration=5).task_id for _ in range(3)] + [sim.add_task(duration=500).task_id]
+    raw = config(sim, {"ids": ids}, timeout=0.5)
+    h = harness(raw)
+    clock.advance(10)
+    await h.poll()
+    assert h.value("upload_poll_up") == 1
+    assert h.value("upload_tasks", state="done") == 3
+    sim.fail_next(failure, times=2)  # both tries of the next poll fail
+    await h.poll()
+    assert h.value("upload_poll_up") == 0
+    assert h.value("upload_provider_requests_total", result=result) == 2
+    if code:
+        assert h.value("upload_provider_api_errors_total", code=code) == 2
+    # The last known state is kept.
+    assert h.value("upload_tasks", state="done") == 3
+    assert h.value("upload_tasks", state="pending") == 1
+    clock.advance(1000)
+    await h.poll()
+    assert h.value("upload_poll_up") == 1
+    assert h.value("upload_tasks", state="done") == 4
+
+
+async def test_auth_failure_is_not_retried_and_names_the_fix(sim, harness, clock, caplog_all, monkeypatch):
+    monkeypatch.setenv("TEST_YANDEX_TOKEN", "y0_wrong-token-value")
+    sim.add_task(duration=1)
+    h = harness(config(sim, {"discover": True}))
+    await h.poll()
+    assert len(sim.calls) == 0  # refused before it was recorded: one request, no retries
+    assert h.value("upload_provider_requests_total", result="api_error") == 1
+    assert h.value("upload_provider_api_errors_total", code="53") == 1
+    assert h.value("upload_poll_up") == 0
+    down = [r.getMessage() for r in caplog_all.records if "is down" in r.getMessage()]
+    assert len(down) == 1 and "issue a new token" in down[0]
+    await h.poll()
+    assert len([r for r in caplog_all.records if "is down" in r.getMessage()]) == 1  # logged once
+
+
+async def test_token_never_in_logs_or_metrics(sim, harness, clock, caplog_all):
+    sim.add_task(duration=1, fails=True)
+    h = harness(config(sim, {"discover": True}, timeout=0.5))
+    for failure in ("http_500", "timeout", "malformed", "api:53", "api:1000"):
+        sim.fail_next(failure, times=2)
+        await h.poll()
+    clock.advance(5)
+    await h.poll()
+    assert TOKEN not in h.metrics()
+    assert TOKEN not in caplog_all.text
+    for record in caplog_all.records:
+        assert TOKEN not in record.getMessage()
