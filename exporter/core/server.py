@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4
 
 from exporter import __version__
 from exporter.core.collector import Exposition
@@ -98,7 +98,7 @@ async def lifecycle(app: web.Application) -> AsyncIterator[None]:
 async def metrics(request: web.Request) -> web.Response:
     exposition = request.app[RUNTIME].exposition
     body = exposition.render() if exposition is not None else b""
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
 
 
 async def healthy(request: web.Request) -> web.Response:
