@@ -110,7 +110,8 @@ def test_eta_prefers_provider_then_tasks_then_completion_rate():
     assert store.sets["s"].eta is None  # nothing known yet: absent
     poll(store, "s", 100, *(TaskStatus(f"t{i}", D, "Done") for i in range(5)))
     assert store.sets["s"].eta == 5 / (5 / 100)  # 5 pending at 0.05 tasks/s
-    poll(store, "s", 200, TaskStatus("t5", P, "Queued", eta_seconds=30.0), TaskStatus("t6", P, "Queued", eta_seconds=70.0))
+    poll(store, "s", 200, TaskStatus("t5", P, "Queued", eta_seconds=30.0),
+         TaskStatus("t6", P, "Queued", eta_seconds=70.0))
     assert store.sets["s"].eta == 70.0
     poll(store, "s", 300, eta=12.0)
     assert store.sets["s"].eta == 12.0
