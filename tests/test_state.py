@@ -134,7 +134,8 @@ def test_per_task_series_are_capped_errors_first_and_extra_labels_apply():
 def test_forget_final_keeps_counters():
     store = StateStore()
     store.ensure_set("s", "prov", VOCAB)
-    poll(store, "s", 100, TaskStatus("a", D, "Done"), TaskStatus("b", P, "Queued"))
+    poll(store, "s", 50, TaskStatus("a", P, "Queued"), TaskStatus("b", P, "Queued"))
+    poll(store, "s", 100, TaskStatus("a", D, "Done"))
     assert store.forget_final("s", older_than=200) == 1
     st = store.sets["s"]
     assert list(st.tasks) == ["b"] and st.completed_total == 1 and st.by_state[D] == 0

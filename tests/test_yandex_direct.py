@@ -56,6 +56,8 @@ async def test_explicit_ids_states_and_faults(sim, harness, clock):
     failing = sim.add_task(duration=5, fails=True)
     slow = sim.add_task(duration=500)
     h = harness(config(sim, {"ids": [done.task_id, failing.task_id, slow.task_id, "999999"]}))
+    await h.poll()  # all pending: the baseline
+    assert h.value("upload_tasks", state="pending") == 3
     clock.advance(10)
     await h.poll()
     assert h.value("upload_tasks", state="done") == 1
@@ -65,13 +67,29 @@ async def test_explicit_ids_states_and_faults(sim, harness, clock):
     assert h.value("upload_task_faults", fault_code=failing.fault[0]) == 1
     assert h.value("upload_tasks_failed_total", fault_code=failing.fault[0]) == 1
     assert h.value("upload_tasks_completed_total") == 1
-    # Final tasks are not asked again; only the pending one is.
+    # Final and not-found tasks are not asked again; only the pending one is.
     clock.advance(1000)
     await h.poll()
     assert sim.calls[-1].ids == (slow.task_id,)
     assert h.value("upload_tasks", state="done") == 2
     assert h.value("upload_tasks_completed_total") == 2
     assert h.value("upload_poll_up") == 1
+
+
+async def test_tasks_finished_before_the_first_poll_are_not_counted_as_new(sim, harness, clock):
+    # After a restart, history is not news: no burst of completions or failures.
+    for i in range(6):
+        sim.add_task(duration=1, fails=i % 2 == 0)
+    clock.advance(5)
+    h = harness(config(sim, {"discover": True}))
+    await h.poll()
+    assert h.value("upload_tasks", state="done") == 3
+    assert h.value("upload_tasks_completed_total") == 0
+    assert h.value("upload_tasks_failed_total") is None
+    sim.add_task(duration=1, fails=True)
+    clock.advance(5)
+    await h.poll()  # a task that appeared and failed between polls is news
+    assert h.value("upload_tasks_failed_total") == 1
 
 
 async def test_logins_beyond_ten_are_split(sim, harness, clock):

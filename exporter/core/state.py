@@ -245,6 +245,9 @@ class StateStore:
             st._count(rec, -1)
         was_final = rec.state.final
         seen_pending = rec.last_seen is not None and not was_final
+        # Tasks already finished when the set is first polled are history, not news: counting
+        # them would make every restart look like a burst of completions and failures.
+        baseline = rec.last_seen is None and not st.polled
         vocab = st.vocabulary
         rec.state = status.state
         rec.status = st.bounded("status", status.provider_status, vocab.statuses) or OTHER
@@ -258,7 +261,7 @@ class StateStore:
         rec.last_seen = now
         rec.not_before = status.not_before
         st._count(rec, +1)
-        if was_final or not rec.state.final:
+        if was_final or not rec.state.final or baseline:
             return 0
         # First transition into a final state: count it once.
         for tally in status.tallies:
