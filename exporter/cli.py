@@ -20,6 +20,7 @@ from aiohttp import web
 
 from exporter import __version__, logs
 from exporter.core import config as config_mod
+from exporter.core import webconfig
 from exporter.core.errors import ConfigError
 from exporter.core.server import Runtime, make_app
 from exporter.providers import PROVIDERS
@@ -36,6 +37,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="YAML config (default: %(default)s)")
     p.add_argument("--web.listen-address", dest="listen", default=DEFAULT_LISTEN,
                    help="address to serve /metrics on (default: %(default)s)")
+    p.add_argument("--web.config.file", dest="web_config", default="",
+                   help="TLS and basic auth, in the exporter-toolkit format")
     p.add_argument("--web.enable-lifecycle", dest="lifecycle", action="store_true",
                    help="allow POST /-/reload (SIGHUP always reloads)")
     p.add_argument("--log.level", dest="log_level", default="info", choices=["debug", "info", "warn", "error"])
@@ -68,6 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         try:
             cfg = config_mod.load(args.config_file, PROVIDERS)
+            if args.web_config:
+                webconfig.load(args.web_config)
         except ConfigError as err:
             print(f"invalid configuration:\n{err}", file=sys.stderr)
             return 2
@@ -103,11 +108,13 @@ async def serve(args: argparse.Namespace, host: str | None, port: int) -> int:
             def load() -> config_mod.Config:
                 return config_mod.load(args.config_file, PROVIDERS)
             cfg = load()
+        web_config = webconfig.load(args.web_config) if args.web_config else webconfig.WebConfig()
         runtime = Runtime(cfg, PROVIDERS, load)
-        runner = web.AppRunner(make_app(runtime, lifecycle_api=args.lifecycle), access_log=None)
+        app = make_app(runtime, lifecycle_api=args.lifecycle, web_config=web_config)
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
-        await web.TCPSite(runner, host, port).start()
+        await web.TCPSite(runner, host, port, ssl_context=web_config.ssl_context).start()
         log.info("upload-status-exporter %s listening on %s (%d task sets)", __version__, args.listen,
                  len(cfg.task_sets))
         stop = asyncio.Event()

@@ -26,6 +26,7 @@ from exporter.core.errors import ConfigError
 from exporter.core.provider import ProviderRegistry
 from exporter.core.scheduler import Scheduler
 from exporter.core.state import StateStore
+from exporter.core.webconfig import WebConfig, basic_auth_middleware
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +70,10 @@ class Runtime:
 RUNTIME = web.AppKey("runtime", Runtime)
 
 
-def make_app(runtime: Runtime, *, lifecycle_api: bool = False) -> web.Application:
+def make_app(runtime: Runtime, *, lifecycle_api: bool = False, web_config: WebConfig | None = None) -> web.Application:
     """The exporter's web app; POST /-/reload only with `lifecycle_api` (like Prometheus)."""
-    app = web.Application()
+    users = web_config.users if web_config else {}
+    app = web.Application(middlewares=[basic_auth_middleware(users)] if users else [])
     app[RUNTIME] = runtime
     app.router.add_get("/", landing)
     app.router.add_get("/metrics", metrics)

@@ -1,0 +1,76 @@
+"""--web.config.file: TLS and basic auth, exporter-toolkit format, checked like the main config."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+import bcrypt
+import pytest
+
+from exporter.core import webconfig
+from exporter.core.errors import ConfigError
+from tests.test_server import free_port
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def cert(tmp_path: Path) -> tuple[Path, Path]:
+    crt, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(crt)],
+                   check=True, capture_output=True, timeout=60)
+    return crt, key
+
+
+def test_bad_web_config_names_key(tmp_path):
+    path = tmp_path / "web.yml"
+    path.write_text("basic_auth_users:\n  prometheus: plain-password\ntls_server_config: {cert_file: x}\n")
+    with pytest.raises(ConfigError) as err:
+        webconfig.load(str(path))
+    text = str(err.value)
+    assert "basic_auth_users.prometheus: expected a bcrypt hash" in text
+    assert "tls_server_config: expected a mapping with cert_file and key_file" in text
+    assert "plain-password" not in text
+
+
+async def test_tls_and_basic_auth_protect_every_endpoint(tmp_path, cert):
+    crt, key = cert
+    hashed = bcrypt.hashpw(b"s3cret-scrape", bcrypt.gensalt(rounds=4)).decode()
+    web_yml = tmp_path / "web.yml"
+    web_yml.write_text(f"tls_server_config:\n  cert_file: {crt.name}\n  key_file: {key.name}\n"
+                       f"basic_auth_users:\n  prometheus: '{hashed}'\n")
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "exporter", "--demo", f"--web.listen-address=127.0.0.1:{port}",
+                             f"--web.config.file={web_yml}"], cwd=REPO, env=dict(os.environ),
+                            stderr=subprocess.PIPE, text=True)
+    context = ssl.create_default_context(cafile=str(crt))
+    try:
+        async with aiohttp.ClientSession() as client:
+            for _ in range(150):  # bounded: 15 s
+                try:
+                    async with client.get(f"https://127.0.0.1:{port}/-/healthy", ssl=context) as r:
+                        status = r.status
+                        break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.1)
+            assert status == 401
+            good = {"Authorization": aiohttp.BasicAuth("prometheus", "s3cret-scrape").encode()}
+            async with client.get(f"https://127.0.0.1:{port}/metrics", ssl=context, headers=good) as r:
+                assert r.status == 200 and "upload_build_info" in await r.text()
+            wrong = {"Authorization": aiohttp.BasicAuth("prometheus", "wrong").encode()}
+            async with client.get(f"https://127.0.0.1:{port}/metrics", ssl=context, headers=wrong) as r:
+                assert r.status == 401
+            with pytest.raises(aiohttp.ClientError):
+                async with client.get(f"http://127.0.0.1:{port}/metrics"):
+                    pass
+    finally:
+        proc.terminate()
+        await asyncio.to_thread(proc.communicate, timeout=15)
+    assert proc.returncode == 0
