@@ -156,3 +156,32 @@ def test_busy_port_exits_1():
         proc = subprocess.run([sys.executable, "-m", "exporter", "--demo", f"--web.listen-address=127.0.0.1:{port}"],
                               cwd=REPO, capture_output=True, text=True, timeout=30)
     assert proc.returncode == 1 and "cannot listen" in proc.stderr and "Traceback" not in proc.stderr
+
+
+async def test_pushed_ids_are_tracked_and_polled(sim, tmp_path, monkeypatch):
+    monkeypatch.setenv("PUSH_TOKEN", "push-token-abcdef")
+    path = tmp_path / "config.yaml"
+    path.write_text(CONFIG.format(url=sim.url, interval=60).replace(
+        "tasks: {discover: true}", "tasks: {push_token: {env: PUSH_TOKEN}}"))
+    cfg = config_mod.load(path, PROVIDERS)
+    runtime = Runtime(cfg, PROVIDERS, lambda: cfg)
+    ids = list(sim.tasks)[:7]
+    async with TestServer(make_app(runtime), host="127.0.0.1") as server, aiohttp.ClientSession() as client:
+        url = str(server.make_url("/api/v1/task_sets/banners/tasks"))
+        async with client.post(url, json={"ids": ids}) as r:
+            assert r.status == 401
+        auth = {"Authorization": "Bearer push-token-abcdef"}
+        async with client.post(url, json={"ids": ["bad id with spaces"]}, headers=auth) as r:
+            assert r.status == 400
+        async with client.post(url, json={"ids": ids[:5]}, headers=auth) as r:
+            assert r.status == 200 and (await r.json())["added"] == 5
+        async with client.post(url, data="\n".join(ids), headers=auth) as r:
+            assert (await r.json()) == {"task_set": "banners", "added": 2, "tracked": 7}
+        async with client.post(str(server.make_url("/api/v1/task_sets/nope/tasks")), json={"ids": ids},
+                               headers=auth) as r:
+            assert r.status == 404
+        assert runtime.scheduler is not None
+        await runtime.scheduler.runners[0].poll_once()
+        assert sorted(sim.calls[-1].ids) == sorted(ids)
+        async with client.get(str(server.make_url("/metrics"))) as r:
+            assert "push-token-abcdef" not in await r.text()

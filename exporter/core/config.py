@@ -52,6 +52,7 @@ class TaskSource:
     ids: tuple[str, ...] = ()
     files: tuple[Path, ...] = ()
     discover: bool = False
+    push_token: Secret | None = None  # enables POST /api/v1/task_sets/<name>/tasks
 
 
 @dataclass(frozen=True)
@@ -272,9 +273,9 @@ class _Reader:
 
     def tasks(self, key: str, raw: Any) -> TaskSource:
         if raw is None:
-            self.bad(key, "expected a mapping with ids, files and/or discover: true")
+            self.bad(key, "expected a mapping with ids, files, discover: true and/or push_token")
             return TaskSource()
-        value = self.mapping(raw, key, ["ids", "files", "discover"])
+        value = self.mapping(raw, key, ["ids", "files", "discover", "push_token"])
         ids = value.get("ids") or []
         if not isinstance(ids, list) or not all(isinstance(i, (str, int)) and str(i) for i in ids):
             self.bad(f"{key}.ids", f"expected a list of task IDs, got {_kind(ids)}")
@@ -286,10 +287,11 @@ class _Reader:
         discover = value.get("discover", False)
         if not isinstance(discover, bool):
             self.bad(f"{key}.discover", f"expected true or false, got {discover!r}")
-        if not (ids or files or discover):
-            self.bad(key, "expected at least one of ids, files, discover: true")
+        push = self.secret(f"{key}.push_token", value["push_token"]) if "push_token" in value else None
+        if not (ids or files or discover or "push_token" in value):
+            self.bad(key, "expected at least one of ids, files, discover: true, push_token")
         base = Path(self.path).parent
-        return TaskSource(tuple(str(i) for i in ids), tuple(base / f for f in files), bool(discover))
+        return TaskSource(tuple(str(i) for i in ids), tuple(base / f for f in files), bool(discover), push)
 
     def labels(self, key: str, raw: Any) -> Mapping[str, str]:
         value = self.mapping(raw, key, list(raw) if isinstance(raw, dict) else [])

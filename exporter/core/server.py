@@ -8,8 +8,10 @@ calls a provider: it serves the exposition rendered from the last polls.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import html
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -31,6 +33,9 @@ from exporter.core.webconfig import WebConfig, basic_auth_middleware
 log = logging.getLogger(__name__)
 
 SHUTDOWN_TIMEOUT_SECONDS = 5.0
+MAX_PUSH_BYTES = 8 * 1024 * 1024
+MAX_PUSH_IDS = 100_000
+TASK_ID = re.compile(r"^[\x21-\x7e]{1,256}$")  # printable ASCII, no spaces: IDs, tickets, URL-encoded URLs
 
 
 @dataclass
@@ -73,10 +78,12 @@ RUNTIME = web.AppKey("runtime", Runtime)
 def make_app(runtime: Runtime, *, lifecycle_api: bool = False, web_config: WebConfig | None = None) -> web.Application:
     """The exporter's web app; POST /-/reload only with `lifecycle_api` (like Prometheus)."""
     users = web_config.users if web_config else {}
-    app = web.Application(middlewares=[basic_auth_middleware(users)] if users else [])
+    app = web.Application(middlewares=[basic_auth_middleware(users)] if users else [],
+                          client_max_size=MAX_PUSH_BYTES)
     app[RUNTIME] = runtime
     app.router.add_get("/", landing)
     app.router.add_get("/metrics", metrics)
+    app.router.add_post("/api/v1/task_sets/{name}/tasks", push_tasks)
     app.router.add_get("/-/healthy", healthy)
     app.router.add_get("/-/ready", ready)
     if lifecycle_api:
@@ -101,6 +108,31 @@ async def metrics(request: web.Request) -> web.Response:
     exposition = request.app[RUNTIME].exposition
     body = exposition.render() if exposition is not None else b""
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
+
+
+async def push_tasks(request: web.Request) -> web.Response:
+    """Track the posted task IDs in a set with a push_token: JSON {"ids": [...]} or one ID a line."""
+    runtime = request.app[RUNTIME]
+    name = request.match_info["name"]
+    ts = next((t for t in runtime.config.task_sets if t.name == name), None)
+    if ts is None or ts.tasks.push_token is None or name not in runtime.store.sets:
+        return web.json_response({"error": f"no task set {name!r} accepts pushed IDs"}, status=404)
+    expected = f"Bearer {ts.tasks.push_token.reveal()}".encode()
+    if not hmac.compare_digest(request.headers.get("Authorization", "").encode(), expected):
+        return web.json_response({"error": "missing or wrong bearer token"}, status=401)
+    try:
+        if request.content_type == "application/json":
+            ids = [str(i) for i in (await request.json())["ids"]]
+        else:
+            ids = [line.strip() for line in (await request.text()).splitlines() if line.strip()]
+    except (ValueError, KeyError, TypeError):
+        return web.json_response({"error": 'expected JSON {"ids": [...]} or one ID a line'}, status=400)
+    bad = next((i for i in ids if not TASK_ID.match(i)), None)
+    if bad is not None or len(ids) > MAX_PUSH_IDS:
+        reason = f"at most {MAX_PUSH_IDS} IDs a request" if bad is None else "IDs are 1-256 printable characters"
+        return web.json_response({"error": reason}, status=400)
+    added = runtime.store.track(name, ids, time.time())
+    return web.json_response({"task_set": name, "added": added, "tracked": len(runtime.store.sets[name].tasks)})
 
 
 async def healthy(request: web.Request) -> web.Response:
