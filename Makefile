@@ -22,7 +22,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check exporter tests
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	YANDEX_DIRECT_TOKEN=example $(BIN)/upload-status-exporter --check-config --config.file=config.example.yaml
+	YANDEX_DIRECT_TOKEN=example IPERNITY_API_KEY=example IPERNITY_API_SECRET=example IPERNITY_AUTH_TOKEN=example $(BIN)/upload-status-exporter --check-config --config.file=config.example.yaml
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

@@ -91,7 +91,7 @@ async def test_batches_of_50_then_only_due_tickets_are_asked(sim, harness, clock
     assert h.value("upload_tasks_completed_total") == 110
 
 
-async def test_not_before_is_honoured_by_the_core():
+def test_not_before_is_honoured_by_the_core():
     store = StateStore()
     store.ensure_set("s", Ipernity.name, Ipernity.vocabulary)
     store.track("s", ["a", "b"], now=100.0)

@@ -93,8 +93,8 @@ class Ipernity:
         try:
             found, eta = await self._http.call("POST", self._url, parse, data=self._form(tickets))
         except TicketsNotFound:
-            if len(tickets) == 1:
-                statuses.append(TaskStatus(tickets[0], TaskState.NOT_FOUND, INVALID))
+            if len(tickets) <= 1:  # the API says all asked tickets are unknown
+                statuses.extend(TaskStatus(t, TaskState.NOT_FOUND, INVALID) for t in tickets)
                 return
             half = len(tickets) // 2
             await self._check(tickets[:half], statuses, etas)
