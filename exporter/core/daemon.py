@@ -40,6 +40,7 @@ def build_scheduler(
             limiters[ts.account],
             timeout=account.timeout,
             observe=functools.partial(store.record_request, ts.name),
+            clock=clock,
         )
         runners.append(TaskSetRunner(ts, provider_cls(account, http), store, clock=clock, backoff_base=backoff_base))
     store.retain_sets(ts.name for ts in config.task_sets)

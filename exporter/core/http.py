@@ -110,7 +110,9 @@ class HttpClient:
         *,
         timeout: float,
         observe: Observer,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        self.clock = clock  # the core's clock, for providers that turn relative times into unix times
         self._session = session
         self._limiter = limiter
         self._timeout = aiohttp.ClientTimeout(total=timeout)

@@ -220,8 +220,6 @@ class StateStore:
             for status in result.statuses:
                 seen.add(status.task_id)
                 completed += self._apply_status(st, status, now)
-            if result.eta_seconds is not None:
-                st.eta = result.eta_seconds
         if outcome.complete_listing and outcome.error is None:
             for task_id, rec in st.tasks.items():
                 if rec.state is TaskState.PENDING and rec.last_seen is not None and task_id not in seen:
@@ -285,10 +283,14 @@ class StateStore:
             rate = completed / (now - st.last_poll)
             prev = st.completion_rate
             st.completion_rate = rate if prev is None else prev + RATE_SMOOTHING * (rate - prev)
-        if any(r.eta_seconds is not None for r in outcome.results):
-            return  # the provider reported the set's ETA
-        task_etas = [rec.eta for rec in st.tasks.values() if rec.state is TaskState.PENDING and rec.eta is not None]
-        if not pending:
+        # A task's ETA counts from when it was reported: tasks not asked in this poll (waiting
+        # for their not-before time) count with what is left of their last ETA.
+        known = [rec for rec in st.tasks.values() if rec.state is TaskState.PENDING and rec.eta is not None]
+        task_etas = [max(0.0, (rec.eta or 0.0) - (now - (rec.last_seen or now))) for rec in known]
+        reported = [r.eta_seconds for r in outcome.results if r.eta_seconds is not None]
+        if reported:  # the provider's batch ETAs: the set is done when the slowest batch or waiting task is
+            st.eta = max([*reported, *(e for rec, e in zip(known, task_etas, strict=True) if rec.last_seen != now)])
+        elif not pending:
             st.eta = 0.0
         elif task_etas:
             st.eta = max(task_etas)

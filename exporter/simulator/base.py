@@ -57,6 +57,7 @@ class Simulator:
 
     name: ClassVar[str]
     path: ClassVar[str]  # where the API is served
+    route: ClassVar[str] = ""  # a pattern after `path` for APIs that put the method in the URL
     faults: ClassVar[Sequence[tuple[str, str]]]  # realistic (code, message) pairs
 
     def __init__(self, *, clock: Callable[[], float] = time.time, seed: int = 1, log_size: int = 100_000) -> None:
@@ -66,6 +67,7 @@ class Simulator:
         self.calls: collections.deque[Call] = collections.deque(maxlen=log_size)
         self._injected: collections.deque[str] = collections.deque()
         self._next_id = 1000
+        self.requests = 0  # every request received, refused and injected ones included
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -124,6 +126,7 @@ class Simulator:
         raise NotImplementedError
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        self.requests += 1
         injected = await self._injected_response()
         return injected if injected is not None else await self.handle(request)
 
@@ -133,7 +136,7 @@ class Simulator:
     # -- serving ----------------------------------------------------------------------
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_route("*", self.path, self._dispatch)
+        app.router.add_route("*", self.path + self.route, self._dispatch)
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
