@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sqlite3
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -22,7 +23,9 @@ from exporter import __version__, logs
 from exporter.core import config as config_mod
 from exporter.core import webconfig
 from exporter.core.errors import ConfigError
+from exporter.core.persist import StateFile
 from exporter.core.server import Runtime, make_app
+from exporter.core.state import StateStore
 from exporter.providers import PROVIDERS
 
 log = logging.getLogger("exporter")
@@ -41,6 +44,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="TLS and basic auth, in the exporter-toolkit format")
     p.add_argument("--web.enable-lifecycle", dest="lifecycle", action="store_true",
                    help="allow POST /-/reload (SIGHUP always reloads)")
+    p.add_argument("--state.file", dest="state_file", default="",
+                   help="SQLite file that keeps tracked tasks and counters across restarts (default: memory only)")
     p.add_argument("--log.level", dest="log_level", default="info", choices=["debug", "info", "warn", "error"])
     p.add_argument("--log.format", dest="log_format", default="logfmt", choices=["logfmt", "json"])
     p.add_argument("--check-config", action="store_true", help="validate the config and exit (0 valid, 2 invalid)")
@@ -83,6 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as err:
         print(f"invalid configuration:\n{err}", file=sys.stderr)
         return 2
+    except sqlite3.Error as err:
+        log.error("cannot use the state file %s: %s", args.state_file, err)
+        return 1
     except OSError as err:
         log.error("cannot listen on %s: %s", args.listen, err.strerror or err)
         return 1
@@ -109,7 +117,8 @@ async def serve(args: argparse.Namespace, host: str | None, port: int) -> int:
                 return config_mod.load(args.config_file, PROVIDERS)
             cfg = load()
         web_config = webconfig.load(args.web_config) if args.web_config else webconfig.WebConfig()
-        runtime = Runtime(cfg, PROVIDERS, load)
+        store = StateStore(StateFile(args.state_file)) if args.state_file else StateStore()
+        runtime = Runtime(cfg, PROVIDERS, load, store)
         app = make_app(runtime, lifecycle_api=args.lifecycle, web_config=web_config)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()

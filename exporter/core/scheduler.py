@@ -116,6 +116,7 @@ class TaskSetRunner:
         )
         self.store.apply_poll(name, outcome)
         self.store.forget_final(name, now - self.config.forget_final_after)
+        self.store.flush(name)
         self._log_health(error)
         return outcome
 

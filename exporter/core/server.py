@@ -102,6 +102,8 @@ async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         finally:
             if runtime.scheduler is not None:
                 await runtime.scheduler.stop(SHUTDOWN_TIMEOUT_SECONDS)
+            for name in runtime.store.sets:
+                runtime.store.flush(name)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -132,6 +134,7 @@ async def push_tasks(request: web.Request) -> web.Response:
         reason = f"at most {MAX_PUSH_IDS} IDs a request" if bad is None else "IDs are 1-256 printable characters"
         return web.json_response({"error": reason}, status=400)
     added = runtime.store.track(name, ids, time.time())
+    runtime.store.flush(name)
     return web.json_response({"task_set": name, "added": added, "tracked": len(runtime.store.sets[name].tasks)})
 
 

@@ -13,8 +13,10 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from exporter.core.model import FetchResult, TaskState, TaskStatus
+from exporter.core.persist import FIELDS, StateFile
 from exporter.core.provider import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,13 @@ class Histogram:
         self.total += value
         self.count += 1
 
+    def dump(self) -> dict[str, Any]:
+        return {"counts": self.counts, "total": self.total, "count": self.count}
+
+    def load(self, data: dict[str, Any]) -> None:
+        if len(data["counts"]) == len(self.counts):  # bucket bounds unchanged since it was saved
+            self.counts, self.total, self.count = list(data["counts"]), float(data["total"]), int(data["count"])
+
     def buckets(self) -> list[tuple[str, float]]:
         out = [(_fmt(b), float(c)) for b, c in zip(self.bounds, self.counts, strict=True)]
         out.append(("+Inf", float(self.count)))
@@ -121,7 +130,47 @@ class SetState:
         self.last_poll: float | None = None
         self.eta: float | None = None
         self.completion_rate: float | None = None  # tasks per second, smoothed
+        self.baselined = False  # tasks first seen finished are history until the first poll is applied
+        self.dirty: set[str] = set()  # tasks changed since the last save
+        self.forgotten: set[str] = set()  # tasks dropped since the last save
         self._logged_unknown: set[tuple[str, str]] = set()
+
+    # -- persistence ------------------------------------------------------------------
+    def aggregates(self) -> dict[str, Any]:
+        """Everything but the tasks, as JSON-ready data."""
+        return {
+            "completed_total": self.completed_total,
+            "failed_total": dict(self.failed_total),
+            "tallies": [[c, label, v] for (c, label), v in self.tallies.items()],
+            "durations": {s.value: h.dump() for s, h in self.durations.items()},
+            "requests": dict(self.requests),
+            "api_errors": dict(self.api_errors),
+            "poll_durations": self.poll_durations.dump(),
+            "last_success": self.last_success,
+            "last_poll": self.last_poll,
+            "eta": self.eta,
+            "completion_rate": self.completion_rate,
+        }
+
+    def restore(self, aggregates: dict[str, Any], rows: Iterable[tuple[Any, ...]]) -> None:
+        """Load saved aggregates and task rows (task_id, then persist.FIELDS) into this empty set."""
+        self.completed_total = int(aggregates["completed_total"])
+        self.failed_total.update(aggregates["failed_total"])
+        self.tallies.update({(c, label): v for c, label, v in aggregates["tallies"]})
+        for state, data in aggregates["durations"].items():
+            self.durations[TaskState(state)].load(data)
+        self.requests.update(aggregates["requests"])
+        self.api_errors.update(aggregates["api_errors"])
+        self.poll_durations.load(aggregates["poll_durations"])
+        for key in ("last_success", "last_poll", "eta", "completion_rate"):
+            setattr(self, key, aggregates[key])
+        for task_id, *values in rows:
+            rec = TaskRecord(0.0)
+            for slot, value in zip(FIELDS, values, strict=True):
+                setattr(rec, slot, value)
+            self.tasks[task_id] = rec
+            self._count(rec, +1)
+        self.baselined = True
 
     # -- label bounding ---------------------------------------------------------------
     def bounded(self, kind: str, value: str, known: frozenset[str]) -> str:
@@ -159,9 +208,10 @@ class SetState:
 class StateStore:
     """All task sets' state. The only code that changes it."""
 
-    def __init__(self) -> None:
+    def __init__(self, persist: StateFile | None = None) -> None:
         self.sets: dict[str, SetState] = {}
         self.version = 0
+        self.persist = persist
 
     def _changed(self) -> None:
         self.version += 1
@@ -170,6 +220,10 @@ class StateStore:
         st = self.sets.get(name)
         if st is None or st.provider != provider:
             st = self.sets[name] = SetState(name, provider, vocabulary)
+            saved = self.persist.load(name, provider) if self.persist else None
+            if saved is not None:
+                st.restore(*saved)
+                log.info("restored %d tasks of set %s", len(st.tasks), name)
             self._changed()
         st.vocabulary = vocabulary
         return st
@@ -180,6 +234,8 @@ class StateStore:
         for name in [n for n in self.sets if n not in keep]:
             del self.sets[name]
             self._changed()
+        if self.persist:
+            self.persist.drop_sets_except(keep)
 
     def track(self, name: str, task_ids: Iterable[str], now: float) -> int:
         """Start tracking these IDs (already tracked ones are left alone); returns how many were new."""
@@ -189,6 +245,7 @@ class StateStore:
             if task_id not in st.tasks:
                 rec = st.tasks[task_id] = TaskRecord(now)
                 st._count(rec, +1)
+                st.dirty.add(task_id)
                 added += 1
         if added:
             self._changed()
@@ -226,6 +283,7 @@ class StateStore:
                     completed += self._apply_status(st, TaskStatus(task_id, TaskState.NOT_FOUND, rec.status), now)
         st.poll_durations.observe(outcome.duration)
         st.polled = True
+        st.baselined = st.baselined or outcome.error is None
         st.up = outcome.error is None
         st.down_reason = outcome.error
         if st.up:
@@ -245,7 +303,7 @@ class StateStore:
         seen_pending = rec.last_seen is not None and not was_final
         # Tasks already finished when the set is first polled are history, not news: counting
         # them would make every restart look like a burst of completions and failures.
-        baseline = rec.last_seen is None and not st.polled
+        baseline = rec.last_seen is None and not st.baselined
         vocab = st.vocabulary
         rec.state = status.state
         rec.status = st.bounded("status", status.provider_status, vocab.statuses) or OTHER
@@ -258,6 +316,7 @@ class StateStore:
         rec.finished = status.finished if status.finished is not None else rec.finished
         rec.last_seen = now
         rec.not_before = status.not_before
+        st.dirty.add(status.task_id)
         st._count(rec, +1)
         if was_final or not rec.state.final or baseline:
             return 0
@@ -306,6 +365,17 @@ class StateStore:
                if rec.state.final and rec.last_seen is not None and rec.last_seen < older_than]
         for tid in old:
             st._count(st.tasks.pop(tid), -1)
+        st.forgotten.update(old)
+        st.dirty.difference_update(old)
         if old:
             self._changed()
         return len(old)
+
+    def flush(self, name: str) -> None:
+        """Save what changed in the set since the last flush (no-op without a state file)."""
+        st = self.sets.get(name)
+        if st is None or self.persist is None:
+            return
+        self.persist.save(st, st.aggregates(), st.dirty, st.forgotten)
+        st.dirty.clear()
+        st.forgotten.clear()
