@@ -22,7 +22,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check exporter tests
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	YANDEX_DIRECT_TOKEN=example $(BIN)/upload-status-exporter --check-config --config.file=config.example.yaml
+	YANDEX_DIRECT_TOKEN=example ENCODING_COM_USERKEY=example $(BIN)/upload-status-exporter --check-config --config.file=config.example.yaml
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

@@ -104,18 +104,19 @@ async def test_batch_statuses_progress_eta_and_durations(sim, harness, clock):
 
 
 @pytest.mark.parametrize(
-    ("account", "task_set", "sizes"),
+    ("account", "task_set", "batch", "sizes"),
     [
-        ({}, {}, [25, 25, 10]),  # the account's default cap
-        ({"max_media_per_request": 40}, {}, [40, 20]),
-        ({"max_media_per_request": 40}, {"batch_size": 15}, [15, 15, 15, 15]),  # the set's cap is lower
-        ({"max_media_per_request": 5000}, {}, [60]),  # clamped to the class cap of 100
+        ({}, {}, 25, [25, 25, 10]),  # the account's default cap
+        ({"max_media_per_request": 40}, {}, 40, [40, 20]),
+        ({"max_media_per_request": 40}, {"batch_size": 15}, 15, [15, 15, 15, 15]),  # the set's cap is lower
+        ({"max_media_per_request": 5000}, {}, 100, [60]),  # clamped to the class cap of 100
     ],
 )
-async def test_one_request_per_batch_within_every_cap(sim, harness, clock, account, task_set, sizes):
+async def test_one_request_per_batch_within_every_cap(sim, harness, clock, account, task_set, batch, sizes):
     ids = [sim.add_task(duration=500).task_id for _ in range(60)]
     h = harness(config(sim, ids, task_set, **account))
     clock.advance(10)
+    assert h.runner().batch_size == batch  # the scheduler's batches, one request each
     await h.poll()
     assert sorted(len(c.ids) for c in sim.calls) == sorted(sizes)
     assert sorted(i for c in sim.calls for i in c.ids) == sorted(ids)
@@ -220,6 +221,17 @@ async def test_api_errors_counted_by_bounded_code(sim, harness, clock, code):
     assert h.value("upload_tasks", state="done") == 1
 
 
+async def test_an_answer_without_media_is_invalid_not_not_found(sim, harness, clock):
+    media = sim.add_task(duration=500).task_id
+    h = harness(config(sim, [media], {"max_tries": 1}))
+    sim.malformed_body = b'<?xml version="1.0"?>\n<response><message>OK</message></response>'
+    sim.fail_next("malformed")
+    await h.poll()
+    assert h.value("upload_provider_requests_total", result="invalid_response") == 1
+    assert h.value("upload_tasks", state="not_found") == 0
+    assert h.value("upload_tasks", state="pending") == 1
+
+
 def rss_kib() -> tuple[int, int]:
     """(peak, current) resident set size of this process in KiB."""
     status = Path("/proc/self/status").read_text()
@@ -249,17 +261,18 @@ async def test_hostile_xml_is_refused_without_growing(sim, harness, clock, caplo
 
 async def test_wrong_credentials_reported_once_and_not_retried(sim, harness, clock, caplog_all, monkeypatch):
     monkeypatch.setenv("TEST_ENCODING_USERKEY", "wrong-userkey-value")
-    media = sim.add_task(duration=5).task_id
-    h = harness(config(sim, [media]))
-    await h.poll()
-    assert len(sim.calls) == 0  # refused before it was recorded: one request, no retries
-    assert h.value("upload_provider_requests_total", result="api_error") == 1
-    assert h.value("upload_provider_api_errors_total", code="auth") == 1
-    assert h.value("upload_poll_up") == 0
+    h = harness(config(sim, [sim.add_task(duration=5).task_id]))
+    for polls in (1, 2):
+        await h.poll()
+        # One request a poll, refused before the simulator records it, and no retries.
+        assert len(sim.calls) == 0
+        assert h.value("upload_provider_requests_total", result="api_error") == polls
+        assert h.value("upload_provider_api_errors_total", code="auth") == polls
+        assert h.value("upload_poll_up") == 0
     down = [r.getMessage() for r in caplog_all.records if "is down" in r.getMessage()]
-    assert len(down) == 1 and "userid and userkey" in down[0]
-    await h.poll()
-    assert len([r for r in caplog_all.records if "is down" in r.getMessage()]) == 1  # logged once
+    assert len(down) == 1  # logged when the set went down, not on every poll
+    assert "check the account's userid and userkey" in down[0]
+    assert "wrong-userkey-value" not in caplog_all.text
 
 
 async def test_secrets_never_in_logs_metrics_or_errors(sim, harness, clock, caplog_all):

@@ -94,7 +94,7 @@ class EncodingCom:
         """Statuses of these media; IDs the API does not know (or no longer knows) are not_found."""
         statuses: list[TaskStatus] = []
         codes: list[str] = []
-        step = self.account_batch_size
+        step = self.account_batch_size  # the scheduler's batches fit; a longer list is split
         for i in range(0, len(task_ids), step):
             answer = await self._get_status(task_ids[i : i + step])
             statuses.extend(answer.statuses)
@@ -164,6 +164,8 @@ def _parse_answer(response: HttpResponse) -> _Answer:
         raise _api_error(fatal, texts, response.where)
     jobs = root.findall("job") or ([root] if root.find("id") is not None else [])
     statuses = {s.task_id: s for s in map(_status, jobs)}
+    if not statuses and not codes:  # not a reason to call every media of the batch not_found
+        raise BadResponse(f"no media and no error in the GetStatus answer from {response.where}")
     unknown = frozenset(word for t in texts for word in re.findall(r"[\w-]+", t))
     return _Answer(statuses, codes, unknown, refused=bool(codes) and not statuses)
 
