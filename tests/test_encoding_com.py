@@ -134,8 +134,11 @@ async def test_destination_failures_counted_by_reason_once(sim, harness, clock, 
         sim.add_task(duration=5).task_id,
         failing(sim, "destination", "Could not resolve host"),
     ]
-    sim.force_status(ids[-1], "Finished")  # the media says Finished, but a destination failed
     h = harness(config(sim, ids))
+    clock.advance(4.5)  # all saving; no destination has failed yet
+    await h.poll()
+    assert h.value("upload_tasks", state="error") == 0
+    sim.force_status(ids[-1], "Finished")  # the media says Finished, but a destination failed
     clock.advance(10)
     await h.poll()
     assert h.value("upload_tasks", state="error") == 6

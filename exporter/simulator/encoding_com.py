@@ -153,7 +153,7 @@ class EncodingComSimulator(Simulator):
         _fields(fmt, id=f"{task.task_id}{n:02d}", status=state, output="mp4" if n == 1 else "webm", destination=url)
         if state == "Finished":
             _fields(fmt, destination_status="Saved")
-        elif kind == "destination":
+        elif kind == "destination" and status == "Error":  # fails once the media is done
             _fields(fmt, destination_status=f"Error ({task.fault[1]})")
 
     def xml(self, root: Element) -> web.Response:
