@@ -84,4 +84,11 @@ class Discovering(Protocol):
         ...
 
 
+@runtime_checkable
+class AccountBatchCap(Protocol):
+    """Optional capability: this account's cap of task IDs per request, below `batch_size`."""
+
+    account_batch_size: int
+
+
 ProviderRegistry = Mapping[str, type[Provider]]

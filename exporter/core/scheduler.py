@@ -22,7 +22,7 @@ import backoff
 from exporter.core.config import TaskSetConfig
 from exporter.core.errors import AuthFailed, ProviderError
 from exporter.core.model import FetchResult
-from exporter.core.provider import Discovering, Provider
+from exporter.core.provider import AccountBatchCap, Discovering, Provider
 from exporter.core.sources import TaskIdSource
 from exporter.core.state import PollOutcome, StateStore
 
@@ -63,7 +63,10 @@ class TaskSetRunner:
         self.clock = clock
         self.backoff_base = backoff_base
         self.source = TaskIdSource(config.tasks, config.name)
-        self.batch_size = min(config.batch_size or provider.batch_size, provider.batch_size)
+        cap = provider.batch_size
+        if isinstance(provider, AccountBatchCap):
+            cap = max(1, min(cap, provider.account_batch_size))
+        self.batch_size = min(config.batch_size or cap, cap)
         self._was_down = False
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from exporter.core.provider import ProviderRegistry
+from exporter.providers.encoding_com import EncodingCom
 from exporter.providers.ipernity import Ipernity
 from exporter.providers.yandex_direct import YandexDirect
 
-PROVIDERS: ProviderRegistry = {cls.name: cls for cls in (YandexDirect, Ipernity)}
+PROVIDERS: ProviderRegistry = {cls.name: cls for cls in (YandexDirect, Ipernity, EncodingCom)}

@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from exporter.simulator.base import Simulator
+from exporter.simulator.encoding_com import EncodingComSimulator
 from exporter.simulator.ipernity import IpernitySimulator
 from exporter.simulator.yandex_direct import YandexDirectSimulator
 
 log = logging.getLogger(__name__)
 
-SIMULATORS: tuple[type[Simulator], ...] = (YandexDirectSimulator, IpernitySimulator)
+SIMULATORS: tuple[type[Simulator], ...] = (YandexDirectSimulator, IpernitySimulator, EncodingComSimulator)
 INITIAL_TASKS = 300
 NEW_TASKS_EVERY_SECONDS = 5.0
 POLL_INTERVAL = "10s"
