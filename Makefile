@@ -22,7 +22,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check exporter tests
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	YANDEX_DIRECT_TOKEN=example $(BIN)/upload-status-exporter --check-config --config.file=config.example.yaml
+	YANDEX_DIRECT_TOKEN=example ALIYUN_ACCESS_KEY_ID=example ALIYUN_ACCESS_KEY_SECRET=example $(BIN)/upload-status-exporter --check-config --config.file=config.example.yaml
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from exporter.core.provider import ProviderRegistry
+from exporter.providers.aliyun_vod import AliyunVod
 from exporter.providers.yandex_direct import YandexDirect
 
-PROVIDERS: ProviderRegistry = {cls.name: cls for cls in (YandexDirect,)}
+PROVIDERS: ProviderRegistry = {cls.name: cls for cls in (YandexDirect, AliyunVod)}

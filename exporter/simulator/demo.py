@@ -8,12 +8,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from exporter.simulator.aliyun_vod import AliyunVodSimulator
 from exporter.simulator.base import Simulator
 from exporter.simulator.yandex_direct import YandexDirectSimulator
 
 log = logging.getLogger(__name__)
 
-SIMULATORS: tuple[type[Simulator], ...] = (YandexDirectSimulator,)
+SIMULATORS: tuple[type[Simulator], ...] = (YandexDirectSimulator, AliyunVodSimulator)
 INITIAL_TASKS = 300
 NEW_TASKS_EVERY_SECONDS = 5.0
 POLL_INTERVAL = "10s"
