@@ -6,6 +6,7 @@ import asyncio
 import re
 import time
 import urllib.parse
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,7 +17,7 @@ from exporter.core import config as config_mod
 from exporter.core.errors import AuthFailed, ConfigError, Rejected, Throttled, Unavailable
 from exporter.core.model import TaskState
 from exporter.providers import PROVIDERS
-from exporter.providers.aliyun_vod import AliyunVod, percent_encode, signature, string_to_sign
+from exporter.providers.aliyun_vod import AliyunVod, percent_encode, signature, signed_query, string_to_sign
 from exporter.simulator import aliyun_vod as sim_module
 from exporter.simulator.aliyun_vod import RATE_CAP, AliyunVodSimulator, server_signature
 from exporter.simulator.demo import Demo
@@ -58,6 +59,12 @@ def config(sim: AliyunVodSimulator, tasks: dict[str, Any], *, sets: int = 1, **a
     }
 
 
+def states(h: Any, **labels: str) -> dict[str, float]:
+    """Tracked tasks by normalized state, zeros left out."""
+    counts = {s.value: h.value("upload_tasks", state=s.value, **labels) or 0 for s in TaskState}
+    return {state: n for state, n in counts.items() if n}
+
+
 def signatures_sent(sim: AliyunVodSimulator) -> list[str]:
     return [dict(urllib.parse.parse_qsl(c.params["query"]))["Signature"] for c in sim.calls]
 
@@ -73,8 +80,7 @@ async def test_95_jobs_take_exactly_10_calls(sim, harness, clock):
     assert sorted(len(c.ids) for c in sim.calls) == [5] + [10] * 9
     assert sorted(i for c in sim.calls for i in c.ids) == sorted(ids)
     assert not any(c.params["by_url"] for c in sim.calls)
-    assert h.value("upload_tasks", provider="aliyun_vod", state="done") == 90
-    assert h.value("upload_tasks", state="error") == 5
+    assert states(h, provider="aliyun_vod") == {"done": 90, "error": 5}
     assert h.value("upload_provider_requests_total", result="ok") == 10
 
 
@@ -86,9 +92,7 @@ async def test_states_faults_durations_and_uploaded_bytes(sim, harness, clock):
     h = harness(config(sim, {"ids": [done.task_id, legacy.task_id, failing.task_id, slow.task_id]}))
     clock.advance(50)
     await h.poll()
-    assert h.value("upload_tasks", state="done") == 2
-    assert h.value("upload_tasks", state="error") == 1
-    assert h.value("upload_tasks", state="pending") == 1
+    assert states(h) == {"done": 2, "error": 1, "pending": 1}
     assert h.value("upload_tasks_provider_status", status="SUCCESS") == 1
     assert h.value("upload_tasks_provider_status", status="Normal") == 1
     assert h.value("upload_tasks_provider_status", status="FAIL") == 1
@@ -133,8 +137,7 @@ async def test_non_exists_in_every_documented_form(sim, harness, clock, style):
     h = harness(config(sim, {"ids": [known.task_id, *unknown]}))
     clock.advance(2)
     await h.poll()
-    assert h.value("upload_tasks", state="not_found") == 2
-    assert h.value("upload_tasks", state="done") == 1
+    assert states(h) == {"not_found": 2, "done": 1}
     assert h.value("upload_poll_up") == 1
 
 
@@ -152,10 +155,8 @@ async def test_tracking_upload_urls(sim, harness, clock):
     assert [len(c.ids) for c in sim.calls] == [10, 3]
     assert all(c.params["by_url"] for c in sim.calls)
     assert sorted(i for c in sim.calls for i in c.ids) == sorted([awkward, *plain, missing])
-    assert h.value("upload_tasks", state="done") == 1  # the newest job of the URL speaks for it
+    assert states(h) == {"done": 1, "pending": 11, "not_found": 1}  # the URL's newest job speaks for it
     assert h.value("upload_uploaded_bytes_total") == sim.size_of(newest)
-    assert h.value("upload_tasks", state="pending") == 11
-    assert h.value("upload_tasks", state="not_found") == 1
 
 
 def test_track_takes_only_known_values():
@@ -241,6 +242,21 @@ async def test_tampered_or_replayed_request_is_refused(sim, harness, clock, sess
     assert len(sim.calls) == 1
 
 
+@pytest.mark.parametrize(("selection", "detail"), [
+    ({"JobIds": ",".join(f"job{i}" for i in range(11))}, '"JobIds"'),
+    ({"UploadURLs": "https://media.example.com/a.mp4"}, '"UploadURLs"'),  # not URL-encoded
+    ({}, '"JobIds"'),
+])
+async def test_simulator_refuses_bad_selections(sim, session, clock, selection, detail):
+    params = {**VOD_COMMON, "AccessKeyId": KEY_ID, "SignatureNonce": str(uuid.uuid4()),
+              "Timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock())), **selection}
+    async with session.get(URL(f"{sim.url}?{signed_query(params, SECRET)}", encoded=True)) as resp:
+        body = await resp.json()
+    assert resp.status == 400 and body["Code"] in ("InvalidParameter", "MissingParameter")
+    assert detail in body["Message"]
+    assert len(sim.calls) == 0
+
+
 # -- rate cap ---------------------------------------------------------------------------
 
 
@@ -256,7 +272,7 @@ async def test_3000_jobs_never_exceed_the_cap_across_sets(clock, harness):
     await sim.start()
     try:
         ids = [sim.add_task(duration=1).task_id for _ in range(3000)]
-        raw = config(sim, {"ids": ids[:1500]}, sets=2, rate_limit=cap, max_concurrency=8)
+        raw = config(sim, {"ids": ids[:1500]}, sets=2, rate_limit=cap)
         raw["task_sets"][1]["tasks"] = {"ids": ids[1500:]}
         h = harness(raw)
         clock.advance(2)
@@ -392,8 +408,7 @@ async def test_demo_serves_aliyun_vod(tmp_path, harness):
         await h.poll("demo-aliyun_vod")
     finally:
         await demo.stop()
-    tracked = sum(h.value("upload_tasks", provider="aliyun_vod", state=s.value) or 0 for s in TaskState)
     assert h.value("upload_poll_up", task_set="demo-aliyun_vod") == 1
-    assert tracked >= 300
-    assert (h.value("upload_tasks", provider="aliyun_vod", state="pending") or 0) > 0
-    assert (h.value("upload_tasks", provider="aliyun_vod", state="done") or 0) > 0
+    counts = states(h, provider="aliyun_vod")
+    assert sum(counts.values()) >= 300
+    assert counts["pending"] > 0 and counts["done"] > 0
