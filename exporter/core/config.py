@@ -212,6 +212,8 @@ class _Reader:
             return self.number(key, value, 0, 1e12)
         if not isinstance(value, str):
             self.bad(key, f"expected a string ({spec.help}), got {_kind(value)}")
+        elif spec.choices and value not in spec.choices:
+            self.bad(key, f"expected one of {', '.join(spec.choices)} ({spec.help}), got {value!r}")
         return str(value)
 
     def secret(self, key: str, value: Any) -> Secret | None:

@@ -33,6 +33,7 @@ class AccountField:
     help: str
     required: bool = False
     default: object = None
+    choices: tuple[str, ...] = ()  # for "str" fields: the allowed values; () for any
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 
 # Calls land at the server a little later than we send them, and not all with the same
 # delay; a window slightly longer than a second keeps every server-side second within cap.
-WINDOW_SECONDS = 1.05
+WINDOW_SECONDS = 1.1
 
 
 class AccountLimiter:

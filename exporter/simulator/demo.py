@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from exporter.simulator.aliyun_vod import AliyunVodSimulator
 from exporter.simulator.base import Simulator
 from exporter.simulator.encoding_com import EncodingComSimulator
 from exporter.simulator.ipernity import IpernitySimulator
@@ -15,7 +16,12 @@ from exporter.simulator.yandex_direct import YandexDirectSimulator
 
 log = logging.getLogger(__name__)
 
-SIMULATORS: tuple[type[Simulator], ...] = (YandexDirectSimulator, IpernitySimulator, EncodingComSimulator)
+SIMULATORS: tuple[type[Simulator], ...] = (
+    YandexDirectSimulator,
+    IpernitySimulator,
+    EncodingComSimulator,
+    AliyunVodSimulator,
+)
 INITIAL_TASKS = 300
 NEW_TASKS_EVERY_SECONDS = 5.0
 POLL_INTERVAL = "10s"
