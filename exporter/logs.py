@@ -20,22 +20,21 @@ def _logfmt_value(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
+def _fields(record: logging.LogRecord) -> dict[str, str]:
+    fields = {"ts": _ts(record), "level": record.levelname.lower(), "logger": record.name, "msg": record.getMessage()}
+    if record.exc_text:
+        fields["err"] = record.exc_text
+    return fields
+
+
 class LogfmtFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        fields = {"ts": _ts(record), "level": record.levelname.lower(), "logger": record.name,
-                  "msg": record.getMessage()}
-        if record.exc_text:
-            fields["err"] = record.exc_text
-        return " ".join(f"{k}={_logfmt_value(v)}" for k, v in fields.items())
+        return " ".join(f"{k}={_logfmt_value(v)}" for k, v in _fields(record).items())
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        fields = {"ts": _ts(record), "level": record.levelname.lower(), "logger": record.name,
-                  "msg": record.getMessage()}
-        if record.exc_text:
-            fields["err"] = record.exc_text
-        return json.dumps(fields, ensure_ascii=False)
+        return json.dumps(_fields(record), ensure_ascii=False)
 
 
 def setup(level: str, fmt: str) -> None:

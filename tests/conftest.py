@@ -15,6 +15,9 @@ from exporter.core.daemon import build_exposition, build_scheduler
 from exporter.core.scheduler import TaskSetRunner
 from exporter.core.state import StateStore
 from exporter.providers import PROVIDERS
+from exporter.simulator.yandex_direct import YandexDirectSimulator
+
+YANDEX_TOKEN = "y0_core-test-token-0123456789"
 
 
 class ManualClock:
@@ -83,3 +86,13 @@ def harness(session: aiohttp.ClientSession, clock: ManualClock) -> Callable[[dic
 def caplog_all(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     caplog.set_level(logging.DEBUG)
     return caplog
+
+
+@pytest.fixture
+async def yandex(clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[YandexDirectSimulator]:
+    """A Yandex Direct simulator on loopback, its token in $YANDEX_TEST_TOKEN: the core's test provider."""
+    monkeypatch.setenv("YANDEX_TEST_TOKEN", YANDEX_TOKEN)
+    sim = YandexDirectSimulator(token=YANDEX_TOKEN, clock=clock)
+    await sim.start()
+    yield sim
+    await sim.stop()

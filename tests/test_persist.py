@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-import pytest
-
 from exporter.core import config as config_mod
 from exporter.core.daemon import build_exposition, build_scheduler
 from exporter.core.persist import FIELDS, StateFile
 from exporter.core.state import StateStore, TaskRecord
 from exporter.providers import PROVIDERS
-from exporter.simulator.yandex_direct import YandexDirectSimulator
-
-TOKEN = "persist-token-0123456789"
 
 
-@pytest.fixture(autouse=True)
-def token_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PERSIST_TOKEN", TOKEN)
-
-
-@pytest.fixture
-async def sim(clock):
-    s = YandexDirectSimulator(token=TOKEN, clock=clock)
-    await s.start()
-    yield s
-    await s.stop()
-
-
-def raw(sim, name="banners"):
-    return {"accounts": {"d": {"provider": "yandex_direct", "endpoint": sim.url, "token": {"env": "PERSIST_TOKEN"}}},
+def raw(yandex, name="banners"):
+    account = {"provider": "yandex_direct", "endpoint": yandex.url, "token": {"env": "YANDEX_TEST_TOKEN"}}
+    return {"accounts": {"d": account},
             "task_sets": [{"name": name, "account": "d", "interval": 60, "tasks": {"discover": True}}]}
 
 
@@ -55,12 +38,12 @@ def test_saved_columns_follow_the_task_record():
     assert sorted(FIELDS) == sorted(TaskRecord.__slots__)
 
 
-async def test_restart_keeps_tasks_and_counters_and_counts_nothing_twice(sim, session, clock, tmp_path):
-    cfg = config_mod.parse(raw(sim), PROVIDERS)
+async def test_restart_keeps_tasks_and_counters_and_counts_nothing_twice(yandex, session, clock, tmp_path):
+    cfg = config_mod.parse(raw(yandex), PROVIDERS)
     for i in range(9):
-        sim.add_task(duration=30, fails=i % 3 == 0)
+        yandex.add_task(duration=30, fails=i % 3 == 0)
     for _ in range(4):
-        sim.add_task(duration=3000)
+        yandex.add_task(duration=3000)
     first = Process(tmp_path / "state.db", cfg, session, clock)
     await first.poll()  # all pending
     clock.advance(60)
@@ -84,13 +67,13 @@ async def test_restart_keeps_tasks_and_counters_and_counts_nothing_twice(sim, se
     second.stop()
 
 
-async def test_a_set_removed_from_the_config_is_dropped(sim, session, clock, tmp_path):
-    sim.add_task(duration=1)
-    first = Process(tmp_path / "state.db", config_mod.parse(raw(sim), PROVIDERS), session, clock)
+async def test_a_set_removed_from_the_config_is_dropped(yandex, session, clock, tmp_path):
+    yandex.add_task(duration=1)
+    first = Process(tmp_path / "state.db", config_mod.parse(raw(yandex), PROVIDERS), session, clock)
     await first.poll()
     first.stop()
-    renamed = Process(tmp_path / "state.db", config_mod.parse(raw(sim, "logos"), PROVIDERS), session, clock)
+    renamed = Process(tmp_path / "state.db", config_mod.parse(raw(yandex, "logos"), PROVIDERS), session, clock)
     renamed.stop()
-    again = Process(tmp_path / "state.db", config_mod.parse(raw(sim), PROVIDERS), session, clock)
+    again = Process(tmp_path / "state.db", config_mod.parse(raw(yandex), PROVIDERS), session, clock)
     assert again.store.sets["banners"].tasks == {}
     again.stop()

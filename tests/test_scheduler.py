@@ -7,31 +7,13 @@ import dataclasses
 import logging
 import time
 
-import pytest
-
 from exporter.core.errors import Throttled, Unavailable
 from exporter.core.ratelimit import WINDOW_SECONDS, AccountLimiter
 from exporter.core.scheduler import Scheduler, retry_waits
-from exporter.simulator.yandex_direct import YandexDirectSimulator
-
-TOKEN = "sched-token-0123456789"
 
 
-@pytest.fixture(autouse=True)
-def token_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SCHED_TOKEN", TOKEN)
-
-
-@pytest.fixture
-async def sim(clock):
-    s = YandexDirectSimulator(token=TOKEN, clock=clock)
-    await s.start()
-    yield s
-    await s.stop()
-
-
-def two_sets(sim, **account):
-    acc = {"provider": "yandex_direct", "endpoint": sim.url, "token": {"env": "SCHED_TOKEN"}, **account}
+def two_sets(yandex, **account):
+    acc = {"provider": "yandex_direct", "endpoint": yandex.url, "token": {"env": "YANDEX_TEST_TOKEN"}, **account}
     return {
         "accounts": {"direct": acc},
         "task_sets": [
@@ -50,23 +32,23 @@ def test_retry_waits_are_bounded_and_honour_retry_after():
     assert gen.send(Throttled("slow down", retry_after=3600.0)) == 10.0  # capped
 
 
-async def test_transient_failure_is_retried_within_the_poll(sim, harness, clock):
-    sim.add_task(duration=1)
+async def test_transient_failure_is_retried_within_the_poll(yandex, harness, clock):
+    yandex.add_task(duration=1)
     clock.advance(2)
-    h = harness(two_sets(sim))
-    sim.fail_next("http_500", times=2)
+    h = harness(two_sets(yandex))
+    yandex.fail_next("http_500", times=2)
     await h.poll("one")
     assert h.value("upload_poll_up", task_set="one") == 1  # third try succeeded
     assert h.value("upload_provider_requests_total", task_set="one", result="http_error") == 2
     assert h.value("upload_provider_requests_total", task_set="one", result="ok") == 1
 
 
-async def test_throttling_slows_the_account_and_retry_after_is_used(sim, harness, clock):
-    sim.add_task(duration=1)
-    h = harness(two_sets(sim, rate_limit=50))
+async def test_throttling_slows_the_account_and_retry_after_is_used(yandex, harness, clock):
+    yandex.add_task(duration=1)
+    h = harness(two_sets(yandex, rate_limit=50))
     limiter = h.runner("one").provider._http._limiter  # the account's shared limiter
     assert limiter is h.runner("two").provider._http._limiter
-    sim.fail_next("api:506")  # too many connections: Throttled with a 5 s Retry-After...
+    yandex.fail_next("api:506")  # too many connections: Throttled with a 5 s Retry-After...
     h.runner("one").config = dataclasses.replace(h.runner("one").config, max_retry_time=0.2)
     started = time.monotonic()
     await h.poll("one")
@@ -90,10 +72,10 @@ async def test_limiter_never_exceeds_rate_in_any_window():
         assert len(in_window) <= 20
 
 
-async def test_unexpected_error_in_one_set_does_not_stop_the_others(sim, harness, clock, caplog):
+async def test_unexpected_error_in_one_set_does_not_stop_the_others(yandex, harness, clock, caplog):
     caplog.set_level(logging.ERROR)
-    sim.add_task(duration=1)
-    h = harness(two_sets(sim))
+    yandex.add_task(duration=1)
+    h = harness(two_sets(yandex))
     broken = h.runner("one")
 
     async def explode() -> None:
