@@ -69,7 +69,7 @@ def common_panels(q: Selector, by: str, legend: str) -> dict[str, P]:
                  f"gives one, else pending tasks / observed completion rate. Red above {ETA_LIMIT_S // 3600}h "
                  "(UploadBacklogEtaHigh). No line while unknown (no completions seen yet).",
                  "s", [(f"max by ({by}) ({q('upload_tasks_eta_seconds')})", legend)],
-                 steps=[("green", None), ("orange", ETA_LIMIT_S / 2), ("red", ETA_LIMIT_S)]),
+                 steps=[("green", None), ("orange", ETA_LIMIT_S // 2), ("red", ETA_LIMIT_S)]),
         "progress": P("timeseries", "Progress",
                       "Mean progress over tracked tasks: finished tasks count as 100%, pending ones with the "
                       "provider's progress where it reports one, else 0%.",
@@ -114,7 +114,7 @@ def common_panels(q: Selector, by: str, legend: str) -> dict[str, P]:
                       f"{STALE_POLL_S // 3600}h (UploadPollStale).", "s",
                       [(f"time() - max by (provider, task_set) "
                         f"({q('upload_poll_last_success_timestamp_seconds')})", "{{provider}}/{{task_set}}")],
-                      steps=[("green", None), ("orange", STALE_POLL_S / 4), ("red", STALE_POLL_S)]),
+                      steps=[("green", None), ("orange", STALE_POLL_S // 4), ("red", STALE_POLL_S)]),
         "poll_duration": P("timeseries", "Poll duration (p95, mean)",
                            "Wall time of one poll of a set, retries and backoff included. Long polls mean slow "
                            "or throttled APIs, or very large sets.", "s",
@@ -173,12 +173,12 @@ def sets_table() -> P:
                  override("In error", thresholds=thresholds([("green", None), ("orange", 1)]),
                           custom_cellOptions={"type": "color-text"}),
                  override("ETA", unit="s", thresholds=thresholds(
-                     [("green", None), ("orange", ETA_LIMIT_S / 2), ("red", ETA_LIMIT_S)]),
+                     [("green", None), ("orange", ETA_LIMIT_S // 2), ("red", ETA_LIMIT_S)]),
                      custom_cellOptions={"type": "color-text"}),
                  override("Progress", unit="percentunit", min=0, max=1,
                           custom_cellOptions={"type": "gauge", "mode": "basic"}),
                  override("Since last success", unit="s", thresholds=thresholds(
-                     [("green", None), ("orange", STALE_POLL_S / 4), ("red", STALE_POLL_S)]),
+                     [("green", None), ("orange", STALE_POLL_S // 4), ("red", STALE_POLL_S)]),
                      custom_cellOptions={"type": "color-text"}),
                  override("provider", links=[{"title": "Drill down", "url": DRILL_DOWN}]),
                  override("task_set", links=[{"title": "Drill down", "url": DRILL_DOWN}]),
@@ -204,7 +204,7 @@ def overview() -> dict[str, Any]:
              "short", "sum(increase(upload_tasks_failed_total[1h])) or vector(0)", decimals=0,
              steps=[("green", None), ("orange", 1), ("red", 10)]),
         stat("Longest ETA", "The longest expected time until a task set's pending tasks finish.", "s",
-             "max(upload_tasks_eta_seconds)", steps=[("green", None), ("orange", ETA_LIMIT_S / 2),
+             "max(upload_tasks_eta_seconds)", steps=[("green", None), ("orange", ETA_LIMIT_S // 2),
                                                      ("red", ETA_LIMIT_S)]),
         stat("Overall progress", "Mean progress of every tracked task, finished ones counting 100%.",
              "percentunit", weighted_progress(q), minmax=(0, 1)),
@@ -245,7 +245,7 @@ def per_provider() -> dict[str, Any]:
              steps=[("green", None), ("orange", 1), ("red", 10)]),
         stat("ETA", "The longest expected time until the pending tasks of a selected set finish.", "s",
              f"max({q('upload_tasks_eta_seconds')})", w=3,
-             steps=[("green", None), ("orange", ETA_LIMIT_S / 2), ("red", ETA_LIMIT_S)]),
+             steps=[("green", None), ("orange", ETA_LIMIT_S // 2), ("red", ETA_LIMIT_S)]),
         stat("Progress", "Mean progress of the tracked tasks, finished ones counting 100%.", "percentunit",
              weighted_progress(q), w=3, minmax=(0, 1)),
         stat("Last successful poll", "When the least recently polled selected set was last polled "

@@ -118,7 +118,7 @@ def variable_ds() -> dict[str, Any]:
 
 def variable_query(name: str, label: str, query: str, *, multi: bool) -> dict[str, Any]:
     return {"type": "query", "name": name, "label": label, "datasource": DS,
-            "definition": query, "query": {"query": query, "refId": f"{name}-values"},
+            "definition": query, "query": {"query": query, "refId": "PrometheusVariableQueryEditor-VariableQuery"},
             "refresh": 2, "sort": 1, "multi": multi, "includeAll": True, "allValue": ".*",
             "current": {"selected": True, "text": ["All"], "value": ["$__all"]} if multi else {},
             "hide": 0, "regex": "", "options": [], "skipUrlSync": False}

@@ -38,6 +38,7 @@ RULES = ROOT / "grafana" / "alerts" / "upload-status.rules.yml"
 ALERTMANAGER_EXAMPLE = ROOT / "grafana" / "alertmanager.example.yml"
 JOB = "upload-status-exporter"
 STEP_SECONDS = 0.25  # how often a wait looks again at a real process
+BUDGET_SECONDS = 80.0  # every wait of one stack together, start included
 # API error codes a simulator can be told to answer with, so the API error panels have data;
 # 1002 is Yandex Direct's retryable "operation error".
 API_ERRORS = {"yandex_direct": "1002"}
@@ -119,6 +120,11 @@ class Stack:
         self.webhook_calls: list[tuple[str, dict[str, Any]]] = []
         self.webhook_event = threading.Event()
         self.exporter_url = self.prometheus_url = self.alertmanager_url = ""
+        self.deadline = time.monotonic() + BUDGET_SECONDS
+
+    def wait(self, check: Callable[[], T | None], timeout: float, what: str) -> T:
+        """`wait_for` within both `timeout` and what is left of the stack's time budget."""
+        return wait_for(check, max(0.0, min(timeout, self.deadline - time.monotonic())), what)
 
     # -- in-process parts -------------------------------------------------------------
     async def _serve(self, app: web.Application) -> str:
@@ -219,8 +225,8 @@ class Stack:
         webhook = self.loop.run(self._start_webhook())
         self._start_alertmanager(webhook)
         self._start_prometheus()
-        wait_for(lambda: self._ready("alertmanager", self.alertmanager_url), 20, "Alertmanager to be ready")
-        wait_for(lambda: self._ready("prometheus", self.prometheus_url), 20, "Prometheus to be ready")
+        self.wait(lambda: self._ready("alertmanager", self.alertmanager_url), 20, "Alertmanager to be ready")
+        self.wait(lambda: self._ready("prometheus", self.prometheus_url), 20, "Prometheus to be ready")
 
     def close(self) -> None:
         for proc in self.processes.values():

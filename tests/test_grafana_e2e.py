@@ -3,7 +3,8 @@
 One stack for the module (tests/prometheus_stack.py): every demo simulator with short,
 often failing uploads, the exporter polling them every second, Prometheus scraping it every
 second with the shipped rules (`for:` cut to 1s), Alertmanager with the shipped routing
-sending to a webhook in the test. Waits poll the real processes with a deadline each.
+sending to a webhook in the test. Waits poll the real processes, each with a deadline, and
+all of them within the stack's budget of 80 seconds.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.prometheus_stack import RULES, Stack, grafana_to_promql, wait_for
+from tests.prometheus_stack import RULES, Stack, grafana_to_promql
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARDS = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
@@ -67,7 +68,7 @@ def test_exporter_scrape_passes_promtool_check_metrics(stack: Stack) -> None:
         text = stack.metrics_text()
         return text if "upload_tasks_failed_total{" in text else None
 
-    body = wait_for(with_failures, 20, "failed tasks in the exporter's /metrics")
+    body = stack.wait(with_failures, 20, "failed tasks in the exporter's /metrics")
     check = subprocess.run(["promtool", "check", "metrics"], input=body.encode(), capture_output=True, timeout=20)
     assert check.returncode == 0 and check.stdout == b"" and check.stderr == b"", (
         check.stdout.decode() + check.stderr.decode())
@@ -84,7 +85,7 @@ def test_every_alert_rule_parses_and_evaluates_in_prometheus(stack: Stack) -> No
         done = all(not r["lastEvaluation"].startswith("0001") for r in rules)
         return rules if done and rules else None
 
-    rules = wait_for(evaluated, 20, "Prometheus to evaluate every rule")
+    rules = stack.wait(evaluated, 20, "Prometheus to evaluate every rule")
     assert sorted(r["name"] for r in rules) == sorted(a for a, _ in rule_expressions())
     assert [(r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"] == []
 
@@ -102,13 +103,13 @@ def test_every_dashboard_query_parses_and_returns_data(stack: Stack) -> None:
         return not waiting
 
     try:
-        wait_for(all_have_data, 40, "every dashboard query to return data")
+        stack.wait(all_have_data, 40, "every dashboard query to return data")
     except AssertionError as err:
         raise AssertionError(f"{err}; still empty: {waiting}") from None
 
 
 def test_failure_alerts_reach_the_webhook_through_the_shipped_routes(stack: Stack) -> None:
-    failed = wait_for(lambda: stack.alerts_received("UploadTasksFailed"), 45,
+    failed = stack.wait(lambda: stack.alerts_received("UploadTasksFailed"), 45,
                       "UploadTasksFailed at the webhook")
     providers = {sim.name for sim in stack.simulators}
     for receiver, alert in failed:
@@ -123,7 +124,7 @@ def test_failure_alerts_reach_the_webhook_through_the_shipped_routes(stack: Stac
         assert alert["annotations"]["runbook_url"] == "docs/runbook.md#uploadtasksfailed"
         assert alert["status"] == "firing"
     # Half the uploads fail: the ratio alert pages.
-    ratio = wait_for(lambda: stack.alerts_received("UploadFailureRatioHigh"), 30,
+    ratio = stack.wait(lambda: stack.alerts_received("UploadFailureRatioHigh"), 30,
                      "UploadFailureRatioHigh at the webhook")
     assert {receiver for receiver, _ in ratio} == {"/upload-pager"}
     assert {a["labels"]["provider"] for _, a in ratio} <= providers
