@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes grafana/dashboards/*.json from the panel tables below (helpers in grafana_panels.py).
+"""Writes grafana/dashboards/*.json from the panel tables below (panel building blocks: grafana_panels.py).
 
     python3 scripts/grafana_dashboards.py          # write the dashboards
     python3 scripts/grafana_dashboards.py --check  # exit 1 when the JSON is out of date

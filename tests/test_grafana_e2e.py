@@ -109,8 +109,7 @@ def test_every_dashboard_query_parses_and_returns_data(stack: Stack) -> None:
 
 
 def test_failure_alerts_reach_the_webhook_through_the_shipped_routes(stack: Stack) -> None:
-    failed = stack.wait(lambda: stack.alerts_received("UploadTasksFailed"), 45,
-                      "UploadTasksFailed at the webhook")
+    failed = stack.wait(lambda: stack.alerts_received("UploadTasksFailed"), 45, "UploadTasksFailed at the webhook")
     providers = {sim.name for sim in stack.simulators}
     for receiver, alert in failed:
         labels = alert["labels"]
@@ -125,7 +124,7 @@ def test_failure_alerts_reach_the_webhook_through_the_shipped_routes(stack: Stac
         assert alert["status"] == "firing"
     # Half the uploads fail: the ratio alert pages.
     ratio = stack.wait(lambda: stack.alerts_received("UploadFailureRatioHigh"), 30,
-                     "UploadFailureRatioHigh at the webhook")
+                       "UploadFailureRatioHigh at the webhook")
     assert {receiver for receiver, _ in ratio} == {"/upload-pager"}
     assert {a["labels"]["provider"] for _, a in ratio} <= providers
     # The exporter is scraped fine: its own alert stays quiet.
