@@ -16,6 +16,7 @@ demo: $(STAMP)
 	$(BIN)/upload-status-exporter --demo --web.listen-address=:9877
 
 test: $(STAMP) lint
+	scripts/ensure-prometheus
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
