@@ -20,7 +20,7 @@ test: $(STAMP) lint
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check exporter tests
+	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	# The example refers to secrets as {env: NAME}: give each a placeholder value.
