@@ -139,3 +139,15 @@ def test_forget_final_keeps_counters():
     assert store.forget_final("s", older_than=200) == 1
     st = store.sets["s"]
     assert list(st.tasks) == ["b"] and st.completed_total == 1 and st.by_state[D] == 0
+
+
+def test_change_sets_do_not_grow_without_a_state_file():
+    store = StateStore()
+    store.ensure_set("s", "prov", VOCAB)
+    store.track("s", [str(i) for i in range(100)], 100.0)
+    poll(store, "s", 100, *(TaskStatus(str(i), D, "Done") for i in range(100)))
+    store.forget_final("s", older_than=200.0)
+    st = store.sets["s"]
+    assert st.dirty and st.forgotten  # what a state file would be told
+    store.flush("s")
+    assert not st.dirty and not st.forgotten and not st.tasks

@@ -374,8 +374,10 @@ class StateStore:
     def flush(self, name: str) -> None:
         """Save what changed in the set since the last flush (no-op without a state file)."""
         st = self.sets.get(name)
-        if st is None or self.persist is None:
+        if st is None:
             return
-        self.persist.save(st, st.aggregates(), st.dirty, st.forgotten)
+        if self.persist is not None:
+            self.persist.save(st, st.aggregates(), st.dirty, st.forgotten)
+        # Cleared without a state file too: the change sets would otherwise grow for ever.
         st.dirty.clear()
         st.forgotten.clear()
