@@ -146,8 +146,11 @@ def test_change_sets_do_not_grow_without_a_state_file():
     store.ensure_set("s", "prov", VOCAB)
     store.track("s", [str(i) for i in range(100)], 100.0)
     poll(store, "s", 100, *(TaskStatus(str(i), D, "Done") for i in range(100)))
-    store.forget_final("s", older_than=200.0)
     st = store.sets["s"]
-    assert st.dirty and st.forgotten  # what a state file would be told
+    assert len(st.dirty) == 100  # what a state file would be told
+    store.flush("s")
+    assert not st.dirty
+    store.forget_final("s", older_than=200.0)
+    assert len(st.forgotten) == 100
     store.flush("s")
     assert not st.dirty and not st.forgotten and not st.tasks
