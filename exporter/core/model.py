@@ -33,9 +33,13 @@ class Tally:
     label: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TaskStatus:
-    """What a provider reported about one task in one call. Times are unix seconds."""
+    """What a provider reported about one task in one call. Times are unix seconds.
+
+    Treated as a value and never changed once built; not frozen because providers build one
+    per task per poll and a frozen dataclass costs four times as much to build.
+    """
 
     task_id: str
     state: TaskState

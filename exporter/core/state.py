@@ -270,14 +270,13 @@ class StateStore:
         st = self.sets[name]
         now = outcome.started + outcome.duration
         completed = 0
-        seen: set[str] = set()
         for result in outcome.results:
             for code in result.api_error_codes:
                 st.api_errors[st.bounded("API error code", code, st.vocabulary.api_error_codes)] += 1
             for status in result.statuses:
-                seen.add(status.task_id)
                 completed += self._apply_status(st, status, now)
         if outcome.complete_listing and outcome.error is None:
+            seen = {status.task_id for result in outcome.results for status in result.statuses}
             for task_id, rec in st.tasks.items():
                 if rec.state is TaskState.PENDING and rec.last_seen is not None and task_id not in seen:
                     completed += self._apply_status(st, TaskStatus(task_id, TaskState.NOT_FOUND, rec.status), now)
@@ -294,31 +293,46 @@ class StateStore:
 
     def _apply_status(self, st: SetState, status: TaskStatus, now: float) -> int:
         """Apply one task's status; returns 1 when it newly became done."""
+        vocab = st.vocabulary
+        state = status.state
+        label = status.provider_status
+        if label not in vocab.statuses:
+            label = st.bounded("status", label, vocab.statuses) or OTHER
+        failed = state is TaskState.ERROR
+        fault = status.fault_code if failed else ""
+        if fault and fault not in vocab.fault_codes:
+            fault = st.bounded("fault code", fault, vocab.fault_codes)
+        progress = None if status.progress is None else max(0.0, min(1.0, status.progress))
         rec = st.tasks.get(status.task_id)
         if rec is None:
             rec = st.tasks[status.task_id] = TaskRecord(now)
+            changed = True
         else:
-            st._count(rec, -1)
-        was_final = rec.state.final
+            # Most polls change few tasks: leave the aggregates alone for those that stay put.
+            changed = rec.state is not state or rec.status != label or rec.fault != fault or rec.progress != progress
+            if changed:
+                st._count(rec, -1)
+        was_final = rec.state is not TaskState.PENDING
         seen_pending = rec.last_seen is not None and not was_final
         # Tasks already finished when the set is first polled are history, not news: counting
         # them would make every restart look like a burst of completions and failures.
         baseline = rec.last_seen is None and not st.baselined
-        vocab = st.vocabulary
-        rec.state = status.state
-        rec.status = st.bounded("status", status.provider_status, vocab.statuses) or OTHER
-        failed = status.state is TaskState.ERROR
-        rec.fault = st.bounded("fault code", status.fault_code, vocab.fault_codes) if failed else ""
+        rec.state = state
+        rec.status = label
+        rec.fault = fault
         rec.message = status.fault_message[:500] if failed else ""
-        rec.progress = None if status.progress is None else max(0.0, min(1.0, status.progress))
+        rec.progress = progress
         rec.eta = status.eta_seconds
-        rec.created = status.created if status.created is not None else rec.created
-        rec.finished = status.finished if status.finished is not None else rec.finished
+        if status.created is not None:
+            rec.created = status.created
+        if status.finished is not None:
+            rec.finished = status.finished
         rec.last_seen = now
         rec.not_before = status.not_before
         st.dirty.add(status.task_id)
-        st._count(rec, +1)
-        if was_final or not rec.state.final or baseline:
+        if changed:
+            st._count(rec, +1)
+        if was_final or state is TaskState.PENDING or baseline:
             return 0
         # First transition into a final state: count it once.
         for tally in status.tallies:

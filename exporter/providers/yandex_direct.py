@@ -141,12 +141,15 @@ def _parse_page(response: HttpResponse) -> tuple[list[TaskStatus], int]:
 def _status(item: Mapping[str, Any]) -> TaskStatus:
     raw = str(item.get("Status", ""))
     state = STATES.get(raw, TaskState.PENDING)
+    task_id = str(item["AdImageUploadTaskID"])
+    if state is not TaskState.ERROR:
+        return TaskStatus(task_id, state, raw)
     error = item.get("Error") or {}
     return TaskStatus(
-        task_id=str(item["AdImageUploadTaskID"]),
+        task_id=task_id,
         state=state,
         provider_status=raw,
-        fault_code=str(error.get("FaultCode", "")) if state is TaskState.ERROR else "",
+        fault_code=str(error.get("FaultCode", "")),
         fault_message=" ".join(str(error.get(k, "")) for k in ("FaultString", "FaultDetail")).strip(),
     )
 
