@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from exporter.simulator.demo import SIMULATORS
 from tests.test_server import free_port, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
+LIVE_WAIT_SECONDS = 60.0  # between the two scrapes that must differ
 
 
 def series(text: str, name: str) -> dict[tuple[str, str], float]:
@@ -24,18 +26,36 @@ def series(text: str, name: str) -> dict[tuple[str, str], float]:
             for fam in text_string_to_metric_families(text) for s in fam.samples if s.name == name}
 
 
-async def test_demo_serves_every_provider_within_ten_seconds():
+async def test_demo_serves_every_provider_within_ten_seconds(tmp_path):
+    """Ready within seconds, valid exposition, and live: the counts move over a minute."""
     port = free_port()
+    base = f"http://127.0.0.1:{port}"
     started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "exporter", "--demo", f"--web.listen-address=127.0.0.1:{port}"],
-                            cwd=REPO, stderr=subprocess.PIPE, text=True)
+    # stderr to a file: a pipe nobody reads during the minute below could fill and block the demo.
+    err_path = tmp_path / "demo.stderr"
+    with err_path.open("w") as err_file:
+        proc = subprocess.Popen([sys.executable, "-m", "exporter", "--demo", f"--web.listen-address=127.0.0.1:{port}"],
+                                cwd=REPO, stderr=err_file, text=True)
     try:
-        await wait_for(f"http://127.0.0.1:{port}/-/ready", seconds=10)
-        text = await wait_for(f"http://127.0.0.1:{port}/metrics", seconds=2)
+        await wait_for(f"{base}/-/ready", seconds=10)
+        text = await wait_for(f"{base}/metrics", seconds=2)
         elapsed = time.monotonic() - started
+        first_scrape = time.monotonic()
+        check = await asyncio.to_thread(subprocess.run, ["promtool", "check", "metrics"], input=text,
+                                        capture_output=True, text=True, timeout=30)
+        # A real sleep on purpose: this proves the live demo (tasks keep arriving and finishing
+        # against real simulators), which no fake clock can show. Polls run every 10 s.
+        await asyncio.sleep(max(0.0, first_scrape + LIVE_WAIT_SECONDS - time.monotonic()))
+        later = await wait_for(f"{base}/metrics", seconds=5)
+        still_running = proc.poll() is None
     finally:
         proc.terminate()
-        _, err = await asyncio.to_thread(proc.communicate, timeout=15)
+        try:
+            await asyncio.to_thread(proc.wait, timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            await asyncio.to_thread(proc.wait, timeout=5)
+    err = err_path.read_text()
     assert elapsed < 10
     tasks = series(text, "upload_tasks")
     for sim in SIMULATORS:
@@ -45,6 +65,16 @@ async def test_demo_serves_every_provider_within_ten_seconds():
         assert tasks.get((sim.name, "error"), 0) + tasks.get((sim.name, "not_found"), 0) > 0, sim.name
         assert series(text, "upload_poll_up").get((sim.name, "")) == 1.0
     assert tasks[("yandex_direct", "error")] > 0
+    for name, provider in (("upload_tasks_eta_seconds", "ipernity"), ("upload_tasks_progress_ratio", "encoding_com")):
+        value = series(text, name).get((provider, ""))
+        assert value is not None and math.isfinite(value), (name, provider, value)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert check.stdout + check.stderr == ""
+    assert still_running, err
+    before = {state: v for (provider, state), v in tasks.items() if provider == "yandex_direct"}
+    after = {state: v for (provider, state), v in series(later, "upload_tasks").items() if provider == "yandex_direct"}
+    assert before and after
+    assert before != after, (before, after)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
 

@@ -21,6 +21,7 @@ import backoff
 
 from exporter.core.config import TaskSetConfig
 from exporter.core.errors import AuthFailed, ProviderError
+from exporter.core.memory import release_free_memory
 from exporter.core.model import FetchResult
 from exporter.core.provider import AccountBatchCap, Discovering, Provider
 from exporter.core.sources import TaskIdSource
@@ -120,6 +121,7 @@ class TaskSetRunner:
         self.store.apply_poll(name, outcome)
         self.store.forget_final(name, now - self.config.forget_final_after)
         self.store.flush(name)
+        release_free_memory()
         self._log_health(error)
         return outcome
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import sys
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -295,13 +296,16 @@ class StateStore:
         """Apply one task's status; returns 1 when it newly became done."""
         vocab = st.vocabulary
         state = status.state
+        # Label values are interned: 100,000 tasks then share a handful of strings.
         label = status.provider_status
-        if label not in vocab.statuses:
+        if label in vocab.statuses:
+            label = sys.intern(label)
+        else:
             label = st.bounded("status", label, vocab.statuses) or OTHER
         failed = state is TaskState.ERROR
         fault = status.fault_code if failed else ""
-        if fault and fault not in vocab.fault_codes:
-            fault = st.bounded("fault code", fault, vocab.fault_codes)
+        if fault:
+            fault = sys.intern(fault) if fault in vocab.fault_codes else st.bounded("fault code", fault, vocab.fault_codes)
         progress = None if status.progress is None else max(0.0, min(1.0, status.progress))
         rec = st.tasks.get(status.task_id)
         if rec is None:

@@ -125,8 +125,15 @@ class Simulator:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         raise NotImplementedError
 
+    def flow_control(self) -> web.Response | None:
+        """The API's answer to a call over its rate cap, or None; APIs without one say None."""
+        return None
+
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         self.requests += 1
+        refused = self.flow_control()
+        if refused is not None:
+            return refused
         injected = await self._injected_response()
         return injected if injected is not None else await self.handle(request)
 

@@ -25,6 +25,10 @@ SIMULATORS: tuple[type[Simulator], ...] = (
 INITIAL_TASKS = 300
 NEW_TASKS_EVERY_SECONDS = 5.0
 POLL_INTERVAL = "10s"
+# Calls per second per demo account. The providers' defaults (encoding_com and ipernity
+# 2/s) protect real API quotas; simulators on loopback have none, and at those rates the
+# first poll of 300 tasks takes ~6 s. Stay below the aliyun simulator's own cap of 100/s.
+DEMO_RATE_LIMIT = 20.0
 
 
 class Demo:
@@ -42,7 +46,7 @@ class Demo:
             await sim.start()
             ids_file = self.workdir / f"{sim.name}.ids"
             self._publish(sim, ids_file, sim.add_random_tasks(INITIAL_TASKS, backdate_s=240))
-            config["accounts"][f"demo-{sim.name}"] = sim.demo_account()
+            config["accounts"][f"demo-{sim.name}"] = {**sim.demo_account(), "rate_limit": DEMO_RATE_LIMIT}
             config["task_sets"].append({
                 "name": f"demo-{sim.name}",
                 "account": f"demo-{sim.name}",
