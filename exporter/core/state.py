@@ -175,7 +175,9 @@ class SetState:
 
     # -- label bounding ---------------------------------------------------------------
     def bounded(self, kind: str, value: str, known: frozenset[str]) -> str:
-        if not value or value in known:
+        if value in known:
+            return sys.intern(value)  # 100,000 tasks then share a handful of label strings
+        if not value:
             return value
         if (kind, value) not in self._logged_unknown and len(self._logged_unknown) < 1000:
             self._logged_unknown.add((kind, value))
@@ -296,16 +298,9 @@ class StateStore:
         """Apply one task's status; returns 1 when it newly became done."""
         vocab = st.vocabulary
         state = status.state
-        # Label values are interned: 100,000 tasks then share a handful of strings.
-        label = status.provider_status
-        if label in vocab.statuses:
-            label = sys.intern(label)
-        else:
-            label = st.bounded("status", label, vocab.statuses) or OTHER
+        label = st.bounded("status", status.provider_status, vocab.statuses) or OTHER
         failed = state is TaskState.ERROR
-        fault = status.fault_code if failed else ""
-        if fault:
-            fault = sys.intern(fault) if fault in vocab.fault_codes else st.bounded("fault code", fault, vocab.fault_codes)
+        fault = st.bounded("fault code", status.fault_code, vocab.fault_codes) if failed else ""
         progress = None if status.progress is None else max(0.0, min(1.0, status.progress))
         rec = st.tasks.get(status.task_id)
         if rec is None:
