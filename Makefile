@@ -28,7 +28,7 @@ lint: $(STAMP)
 		$(BIN)/upload-status-exporter --check-config --config.file=config.example.yaml
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python -m benchmarks.run
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,196 @@
+"""What the benchmark sections share: clocks, simulators and configs, recorded HTTP, processes.
+
+Everything talks to 127.0.0.1 only, and every loop here is bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from exporter.core import config as config_mod
+from exporter.core.http import HttpClient, HttpResponse
+from exporter.core.provider import Provider
+from exporter.core.ratelimit import AccountLimiter
+from exporter.providers import PROVIDERS
+from exporter.simulator.aliyun_vod import AliyunVodSimulator
+from exporter.simulator.base import Simulator
+from exporter.simulator.encoding_com import EncodingComSimulator
+from exporter.simulator.ipernity import IpernitySimulator
+from exporter.simulator.yandex_direct import YandexDirectSimulator
+
+SIMULATORS: dict[str, type[Simulator]] = {
+    cls.name: cls for cls in (YandexDirectSimulator, IpernitySimulator, EncodingComSimulator, AliyunVodSimulator)
+}
+UNLIMITED = 10_000.0  # a rate limit that never binds, for sections that are not about pacing
+
+
+class ManualClock:
+    """Simulated time for call counting: the exporter and the simulators read the same clock."""
+
+    def __init__(self) -> None:
+        self.now = time.time()  # signatures carry real timestamps, which simulators check
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def make_simulator(provider: str, clock: Any = time.time, **kwargs: Any) -> Simulator:
+    return SIMULATORS[provider](clock=clock, seed=11, **kwargs)
+
+
+def add_mixed_tasks(sim: Simulator, count: int) -> list[str]:
+    """Tasks created over the last ten minutes lasting up to twenty: some done, some failed, most pending."""
+    return sim.add_random_tasks(count, min_s=30, max_s=1200, fail_ratio=0.1, backdate_s=600)
+
+
+def account(sim: Simulator, **extra: Any) -> dict[str, Any]:
+    """The raw config of an account at this simulator (its secrets go to the environment)."""
+    return {**sim.demo_account(), **extra}
+
+
+def task_set(name: str, account_name: str, tasks: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"name": name, "account": account_name, "interval": 60, "jitter": 0, "tasks": tasks, **extra}
+
+
+def parse_config(raw: dict[str, Any]) -> config_mod.Config:
+    return config_mod.parse(raw, PROVIDERS, "<benchmark>")
+
+
+# -- recorded HTTP ------------------------------------------------------------------------
+
+
+class Unpaced(AccountLimiter):
+    """No rate cap, and no slowing down when throttled: what a hand-written poller does."""
+
+    def __init__(self) -> None:
+        super().__init__(UNLIMITED, 64)
+
+    def throttled(self) -> None:
+        pass
+
+
+def live_client(session: aiohttp.ClientSession, clock: Any = time.time) -> HttpClient:
+    """Real HTTP, unpaced, counted nowhere."""
+    return HttpClient(session, Unpaced(), timeout=60, observe=lambda *_: None, clock=clock)
+
+
+class RecordingClient(HttpClient):
+    """Real HTTP to the simulator, keeping every response for replay."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        super().__init__(session, Unpaced(), timeout=60, observe=lambda *_: None)
+        self.responses: list[HttpResponse] = []
+
+    async def _send(self, *args: Any) -> HttpResponse:
+        response = await super()._send(*args)
+        self.responses.append(response)
+        return response
+
+
+class ReplayClient(HttpClient):
+    """Answers a provider's calls with recorded responses, in order: parse cost without the network."""
+
+    def __init__(self, responses: Sequence[HttpResponse], clock: Any = time.time) -> None:
+        super().__init__(None, Unpaced(), timeout=60,  # type: ignore[arg-type]
+                         observe=lambda *_: None, clock=clock)
+        self._responses = iter(responses)
+
+    async def _send(self, *args: Any) -> HttpResponse:
+        return next(self._responses)
+
+
+def provider_for(raw: dict[str, Any], http: HttpClient) -> Provider:
+    cfg = parse_config(raw)
+    acc = next(iter(cfg.accounts.values()))
+    return PROVIDERS[acc.provider](acc, http)
+
+
+# -- processes ----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, in MB (from /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def spawn(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, *args], env={**os.environ, **(env or {})},
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+
+def read_line(proc: subprocess.Popen[bytes], timeout: float) -> str:
+    """The next line a child prints (its address, or 'ready'), waiting at most `timeout`."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if line:
+            return line.decode().strip()
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise RuntimeError(f"child {proc.args} said nothing in {timeout}s (exit {proc.poll()})")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+async def wait_http(session: aiohttp.ClientSession, url: str, timeout: float) -> None:
+    """Wait until `url` answers 200 (bounded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            async with session.get(url) as resp:
+                if resp.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"{url} not ready after {timeout}s")
+
+
+# -- figures ------------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)

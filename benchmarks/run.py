@@ -1,0 +1,141 @@
+"""The benchmark: prints the figures, each beside the baseline measured in the same run.
+
+    python -m benchmarks.run             every section (about three minutes on 2 cores)
+    python -m benchmarks.run --profile   also profile the Yandex Direct ingest (pyinstrument)
+
+Exits 1 when a target is missed. Every server is on 127.0.0.1 and stops with the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import sys
+import time
+
+from benchmarks import calls, ingest, ratecap, scale
+
+PROVIDERS = ("yandex_direct", "ipernity", "encoding_com", "aliyun_vod")
+CALL_TASKS, CALL_CYCLES = 1_000, 4
+SIZES = (1_000, 10_000, 100_000)
+INGEST = {"yandex_direct": 100_000, "ipernity": 10_000, "encoding_com": 10_000, "aliyun_vod": 10_000}
+INGEST_BASELINE_TASKS = 1_000
+RATE_JOBS = 20_000
+
+SCRAPE_P99_TARGET = 0.005
+SCRAPE_RATIO_TARGET = 20.0
+INGEST_TARGET = 100_000.0
+RSS_TARGET_MB = 100.0
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f}"
+
+
+def table(title: str, header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
+    print(f"\n{title}")
+    for row in [header, ["-" * w for w in widths], *rows]:
+        print("  ".join(str(c).rjust(w) for c, w in zip(row, widths, strict=True)))
+
+
+async def run(profile: bool) -> list[tuple[str, bool, str]]:
+    checks: list[tuple[str, bool, str]] = []
+
+    figures = [await calls.measure(p, CALL_TASKS, CALL_CYCLES) for p in PROVIDERS]
+    table(f"API calls per poll cycle: {CALL_TASKS:,} tasks a provider, {CALL_CYCLES} polls 60 s apart",
+          ["provider", "batch cap", "calls", "minimum", "calls/minimum", "baseline calls", "baseline/ours"],
+          [[f.provider, str(f.batch_cap), str(f.calls), str(f.minimum), f"{f.calls / f.minimum:.2f}",
+            str(f.baseline_calls), f"{f.baseline_calls / f.calls:.0f}x"] for f in figures])
+    worst = max(f.calls / f.minimum for f in figures)
+    checks.append(("API calls per cycle / theoretical minimum = 1.00", worst == 1.0, f"worst {worst:.2f}"))
+
+    sizes = [await scale.measure(n) for n in SIZES]
+    table(f"/metrics latency in ms over loopback ({scale.SCRAPES} scrapes; aggregate series, per-task series off)",
+          ["tasks", "p50", "p99", "p50 after change", "p99 after change", "body bytes", "baseline p50",
+           "baseline p99", "baseline scrapes", "baseline body bytes", "baseline/ours p99"],
+          [[f"{s.tasks:,}", ms(s.scrape_p50), ms(s.scrape_p99), ms(s.fresh_p50), ms(s.fresh_p99),
+            f"{s.body_bytes:,}", ms(s.baseline_p50), ms(s.baseline_p99), str(s.baseline_scrapes),
+            f"{s.baseline_body_bytes:,}", f"{s.baseline_p99 / s.fresh_p99:.0f}x"] for s in sizes])
+    largest = sizes[-1]
+    checks.append((f"/metrics p99 at {largest.tasks:,} tasks <= 5 ms (after a change, the slower case)",
+                   largest.fresh_p99 <= SCRAPE_P99_TARGET, f"{ms(largest.fresh_p99)} ms"))
+    ratio = largest.baseline_p99 / largest.fresh_p99
+    checks.append((f"/metrics p99 at {largest.tasks:,} tasks at least 20x faster than the baseline's",
+                   ratio >= SCRAPE_RATIO_TARGET, f"{ratio:.0f}x"))
+
+    table("Poll cost and memory (one full poll of every task; RSS of the running exporter after it)",
+          ["tasks", "poll wall s", "poll CPU s", "CPU us/task", "RSS MB", "baseline poll wall s",
+           "baseline RSS MB", "baseline/ours poll"],
+          [[f"{s.tasks:,}", f"{s.poll_wall:.3f}", f"{s.poll_cpu:.3f}", f"{s.poll_cpu / s.tasks * 1e6:.1f}",
+            f"{s.rss_mb:.1f}", f"{s.baseline_poll_wall:.1f}" + ("*" if s.tasks > scale.BASELINE_POLL_TASKS else ""),
+            f"{s.baseline_rss_mb:.1f}", f"{s.baseline_poll_wall / s.poll_wall:.0f}x"] for s in sizes])
+    print(f"  * timed on {scale.BASELINE_POLL_TASKS:,} tasks and scaled: one request a task takes minutes at this size")
+    checks.append((f"RSS with {largest.tasks:,} tasks <= 100 MB", largest.rss_mb <= RSS_TARGET_MB,
+                   f"{largest.rss_mb:.1f} MB (baseline {largest.baseline_rss_mb:.1f} MB)"))
+    first = sizes[0]
+    growth = largest.tasks / first.tasks
+    scrape_growth = largest.fresh_p99 / first.fresh_p99
+    poll_growth = largest.poll_cpu / first.poll_cpu
+    print(f"  growth from {first.tasks:,} to {largest.tasks:,} tasks ({growth:.0f}x): scrape p99 x{scrape_growth:.1f}, "
+          f"poll CPU x{poll_growth:.1f}")
+    checks.append(("scrape and poll cost grow at most linearly with tasks",
+                   scrape_growth <= growth and poll_growth <= growth * 1.2,
+                   f"x{scrape_growth:.1f} and x{poll_growth:.1f} for x{growth:.0f} tasks"))
+
+    ingests = [await ingest.measure(p, n, INGEST_BASELINE_TASKS) for p, n in INGEST.items()]
+    table("Ingest: statuses parsed and applied per CPU second (recorded answers replayed, best of "
+          f"{ingest.ROUNDS}; baseline: one-task answers into per-task Gauges)",
+          ["provider", "statuses", "per second", "baseline per second", "ours/baseline"],
+          [[i.provider, f"{i.statuses:,}", f"{i.per_second:,.0f}", f"{i.baseline_per_second:,.0f}",
+            f"{i.per_second / i.baseline_per_second:.1f}x"] for i in ingests])
+    yandex = ingests[0]
+    checks.append(("Yandex Direct ingest >= 100,000 statuses/s on one core", yandex.per_second >= INGEST_TARGET,
+                   f"{yandex.per_second:,.0f}/s"))
+
+    rate = await ratecap.measure(RATE_JOBS)
+    table(f"Alibaba Cloud VOD call rate: {rate.jobs:,} jobs in {ratecap.SETS} sets on one account, "
+          f"cap {rate.cap:.0f}/s",
+          ["", "calls", "seconds", "most calls in one second", "throttled"],
+          [["exporter", str(rate.calls), str(rate.seconds), str(rate.max_per_second), str(rate.throttled)],
+           ["baseline", f"(first {ratecap.BASELINE_SECONDS:.0f} s)", "", str(rate.baseline_max_per_second),
+            str(rate.baseline_throttled)]])
+    checks.append((f"VOD calls in any one second <= {rate.cap:.0f}", rate.max_per_second <= rate.cap,
+                   f"{rate.max_per_second} (baseline {rate.baseline_max_per_second})"))
+
+    if profile:
+        await profile_ingest()
+    return checks
+
+
+async def profile_ingest() -> None:
+    from pyinstrument import Profiler
+
+    rec = await ingest.recording("yandex_direct", INGEST["yandex_direct"], 1)
+    profiler = Profiler()
+    with profiler:
+        await ingest.replay_exporter(rec.raw, rec.responses, rec.batches, rec.clock)
+    print("\nProfile of one Yandex Direct ingest replay")
+    print(profiler.output_text(unicode=False, color=False))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", action="store_true", help="profile the Yandex Direct ingest with pyinstrument")
+    args = parser.parse_args()
+    started = time.monotonic()
+    print(f"upload-status-exporter benchmark: Python {platform.python_version()}, {os.cpu_count()} cores, "
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    checks = asyncio.run(run(args.profile))
+    print("\nTargets")
+    for what, ok, figure in checks:
+        print(f"  {'met   ' if ok else 'MISSED'}  {what}: {figure}")
+    print(f"\n{sum(ok for _, ok, _ in checks)} met, {sum(not ok for _, ok, _ in checks)} missed "
+          f"in {time.monotonic() - started:.0f} s")
+    return 0 if all(ok for _, ok, _ in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
