@@ -15,6 +15,10 @@ class TaskState(enum.Enum):
     ERROR = "error"
     NOT_FOUND = "not_found"  # unknown or expired ID
 
+    # Members are singletons: hash by identity, in C. Enum's own __hash__ is Python code, and
+    # the aggregates look a state up twice per task per poll.
+    __hash__ = object.__hash__
+
     @property
     def final(self) -> bool:
         return self is not TaskState.PENDING
