@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import socket
 import statistics
 import subprocess
@@ -150,15 +151,11 @@ def spawn(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[byt
 def read_line(proc: subprocess.Popen[bytes], timeout: float) -> str:
     """The next line a child prints (its address, or 'ready'), waiting at most `timeout`."""
     assert proc.stdout is not None
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if line:
-            return line.decode().strip()
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    raise RuntimeError(f"child {proc.args} said nothing in {timeout}s (exit {proc.poll()})")
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    line = proc.stdout.readline() if ready else b""  # children print whole lines, flushed
+    if not line:
+        raise RuntimeError(f"child {proc.args!r} said nothing in {timeout}s (exit {proc.poll()})")
+    return line.decode().strip()
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

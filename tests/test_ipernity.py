@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
+from exporter.core.errors import Throttled
 from exporter.core.model import TaskState
 from exporter.core.state import StateStore
-from exporter.providers.ipernity import Ipernity, sign
+from exporter.providers.ipernity import AUTH_HINTS, THROTTLE_CODES, THROTTLE_WAIT, Ipernity, sign
 from exporter.simulator.ipernity import IpernitySimulator
 
 API_KEY = "4f2c9e0a-ipernity-api-key"
@@ -146,7 +147,7 @@ async def test_error_1_halves_the_batch_until_the_unknown_ticket_is_alone(harnes
     [
         *[(c, 2) for c in ("112", "113")],  # throttled: retried, the account slowed
         *[(c, 2) for c in ("500", "501", "503")],  # unavailable: retried
-        *[(c, 1) for c in ("100", "101", "104", "105", "106", "107", "108", "109", "110", "111")],  # auth
+        *[(c, 1) for c in AUTH_HINTS],  # auth
         *[(c, 1) for c in ("102", "103", "120", "121", "122")],  # rejected
     ],
 )
@@ -171,15 +172,42 @@ async def test_api_error_codes_are_counted_set_down_and_retried_or_not(sim, harn
     assert h.value("upload_tasks", state="done") == 4
 
 
-async def test_throttling_slows_the_account(sim, harness, clock):
+@pytest.mark.parametrize("code", sorted(THROTTLE_CODES))
+async def test_throttling_slows_the_account(sim, harness, clock, code):
+    assert set(THROTTLE_CODES) == {"112", "113"}  # app quota and client-IP rate
     ids = [sim.add_task(duration=500).task_id]
     h = harness(config(sim, ids))
-    limiter = h.runner().provider._http._limiter
-    sim.fail_next("api:113")
+    provider = h.runner().provider
+    limiter = provider._http._limiter
+    sim.fail_next(f"api:{code}")
     await h.poll()
     assert sim.requests == 2
-    assert limiter.rate < limiter.max_rate
+    slowed = limiter.rate
+    assert slowed < limiter.max_rate  # halved by the throttling answer, recovering a tenth on the retry's success
+    assert h.value("upload_provider_api_errors_total", code=code) == 1
     assert h.value("upload_poll_up") == 1  # the retry got through
+    # The error asks the retry to wait: an hourly/daily quota longer than a per-second rate.
+    sim.fail_next(f"api:{code}")
+    with pytest.raises(Throttled) as caught:
+        await provider.fetch(ids)
+    assert caught.value.api_code == code
+    assert caught.value.retry_after == THROTTLE_WAIT[code] > 0
+    assert limiter.rate == slowed / 2
+
+
+@pytest.mark.parametrize(("code", "hint"), [pytest.param(c, h, id=c) for c, h in AUTH_HINTS.items()])
+async def test_auth_codes_log_the_set_down_with_their_hint(sim, harness, clock, caplog_all, code, hint):
+    h = harness(config(sim, [sim.add_task(duration=1).task_id]))
+    sim.fail_next(f"api:{code}")
+    await h.poll()
+    assert sim.requests == 1  # not retried
+    assert h.value("upload_provider_api_errors_total", code=code) == 1
+    assert h.value("upload_poll_up") == 0
+    down = [r.getMessage() for r in caplog_all.records if "is down" in r.getMessage()]
+    assert len(down) == 1
+    assert "set photos (ipernity) is down" in down[0]
+    assert hint in down[0] and f"code={code}" in down[0]
+    assert hint in (h.store.sets["photos"].down_reason or "")
 
 
 async def test_bad_signature_is_refused_and_names_the_fix(sim, harness, clock, caplog_all, monkeypatch):
