@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import ssl
 import subprocess
@@ -16,6 +17,10 @@ import pytest
 from exporter.core import webconfig
 from exporter.core.errors import ConfigError
 from tests.test_server import free_port
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -61,10 +66,10 @@ async def test_tls_and_basic_auth_protect_every_endpoint(tmp_path, cert):
                 except aiohttp.ClientError:
                     await asyncio.sleep(0.1)
             assert status == 401
-            good = {"Authorization": aiohttp.BasicAuth("prometheus", "s3cret-scrape").encode()}
+            good = {"Authorization": basic("prometheus", "s3cret-scrape")}
             async with client.get(f"https://127.0.0.1:{port}/metrics", ssl=context, headers=good) as r:
                 assert r.status == 200 and "upload_build_info" in await r.text()
-            wrong = {"Authorization": aiohttp.BasicAuth("prometheus", "wrong").encode()}
+            wrong = {"Authorization": basic("prometheus", "wrong")}
             async with client.get(f"https://127.0.0.1:{port}/metrics", ssl=context, headers=wrong) as r:
                 assert r.status == 401
             with pytest.raises(aiohttp.ClientError):
