@@ -17,10 +17,8 @@ import aiohttp
 
 from benchmarks import common
 from benchmarks.baseline import HandWrittenExporter
-from exporter.core.daemon import build_scheduler
 from exporter.core.model import TaskState
 from exporter.core.state import StateStore
-from exporter.providers import PROVIDERS
 from exporter.simulator.base import Simulator
 
 CYCLE_SECONDS = 60.0
@@ -53,7 +51,7 @@ async def measure(provider: str, tasks: int, cycles: int) -> CallsFigure:
                "task_sets": [common.task_set("bench", "a", {"ids": ids})]}
         store = StateStore()
         async with aiohttp.ClientSession() as session:
-            runner = build_scheduler(common.parse_config(raw), PROVIDERS, store, session, clock=clock).runners[0]
+            runner = common.runners(raw, store, session, clock)[0]
             calls = minimum = 0
             for _ in range(cycles):
                 store.track("bench", ids, clock())

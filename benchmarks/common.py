@@ -20,19 +20,17 @@ from typing import Any
 import aiohttp
 
 from exporter.core import config as config_mod
+from exporter.core.daemon import build_scheduler
 from exporter.core.http import HttpClient, HttpResponse
 from exporter.core.provider import Provider
 from exporter.core.ratelimit import AccountLimiter
+from exporter.core.scheduler import TaskSetRunner
+from exporter.core.state import StateStore
 from exporter.providers import PROVIDERS
-from exporter.simulator.aliyun_vod import AliyunVodSimulator
+from exporter.simulator import demo
 from exporter.simulator.base import Simulator
-from exporter.simulator.encoding_com import EncodingComSimulator
-from exporter.simulator.ipernity import IpernitySimulator
-from exporter.simulator.yandex_direct import YandexDirectSimulator
 
-SIMULATORS: dict[str, type[Simulator]] = {
-    cls.name: cls for cls in (YandexDirectSimulator, IpernitySimulator, EncodingComSimulator, AliyunVodSimulator)
-}
+SIMULATORS: dict[str, type[Simulator]] = {cls.name: cls for cls in demo.SIMULATORS}
 UNLIMITED = 10_000.0  # a rate limit that never binds, for sections that are not about pacing
 
 
@@ -69,6 +67,12 @@ def task_set(name: str, account_name: str, tasks: dict[str, Any], **extra: Any) 
 
 def parse_config(raw: dict[str, Any]) -> config_mod.Config:
     return config_mod.parse(raw, PROVIDERS, "<benchmark>")
+
+
+def runners(raw: dict[str, Any], store: StateStore, session: aiohttp.ClientSession,
+            clock: Any = time.time) -> list[TaskSetRunner]:
+    """The exporter's own pollers for this config, wired as the daemon wires them."""
+    return build_scheduler(parse_config(raw), PROVIDERS, store, session, clock=clock).runners
 
 
 # -- recorded HTTP ------------------------------------------------------------------------

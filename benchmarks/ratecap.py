@@ -16,9 +16,7 @@ import aiohttp
 
 from benchmarks import common
 from benchmarks.baseline import HandWrittenExporter
-from exporter.core.daemon import build_scheduler
 from exporter.core.state import StateStore
-from exporter.providers import PROVIDERS
 from exporter.providers.aliyun_vod import AliyunVod
 from exporter.simulator.aliyun_vod import AliyunVodSimulator
 
@@ -48,8 +46,7 @@ async def measure(jobs: int) -> RateFigure:
                "task_sets": [common.task_set(f"set{i}", "a", {"ids": ids[i * share : (i + 1) * share]})
                              for i in range(SETS)]}
         async with aiohttp.ClientSession() as session:
-            scheduler = build_scheduler(common.parse_config(raw), PROVIDERS, StateStore(), session)
-            await asyncio.gather(*(runner.poll_once() for runner in scheduler.runners))
+            await asyncio.gather(*(r.poll_once() for r in common.runners(raw, StateStore(), session)))
             ours = dict(sim.per_second), sim.throttled
             sim.per_second.clear()
             exporter = HandWrittenExporter(common.provider_for(raw, common.live_client(session)), "bench")

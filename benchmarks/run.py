@@ -15,9 +15,8 @@ import platform
 import sys
 import time
 
-from benchmarks import calls, ingest, ratecap, scale
+from benchmarks import calls, common, ingest, ratecap, scale
 
-PROVIDERS = ("yandex_direct", "ipernity", "encoding_com", "aliyun_vod")
 CALL_TASKS, CALL_CYCLES = 1_000, 4
 SIZES = (1_000, 10_000, 100_000)
 INGEST = {"yandex_direct": 100_000, "ipernity": 10_000, "encoding_com": 10_000, "aliyun_vod": 10_000}
@@ -44,7 +43,7 @@ def table(title: str, header: list[str], rows: list[list[str]]) -> None:
 async def run(profile: bool) -> list[tuple[str, bool, str]]:
     checks: list[tuple[str, bool, str]] = []
 
-    figures = [await calls.measure(p, CALL_TASKS, CALL_CYCLES) for p in PROVIDERS]
+    figures = [await calls.measure(p, CALL_TASKS, CALL_CYCLES) for p in common.SIMULATORS]
     table(f"API calls per poll cycle: {CALL_TASKS:,} tasks a provider, {CALL_CYCLES} polls 60 s apart",
           ["provider", "batch cap", "calls", "minimum", "calls/minimum", "baseline calls", "baseline/ours"],
           [[f.provider, str(f.batch_cap), str(f.calls), str(f.minimum), f"{f.calls / f.minimum:.2f}",

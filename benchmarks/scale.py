@@ -21,9 +21,7 @@ import yaml
 
 from benchmarks import common
 from benchmarks.baseline import HandWrittenExporter
-from exporter.core.daemon import build_scheduler
 from exporter.core.state import StateStore
-from exporter.providers import PROVIDERS
 from exporter.simulator.yandex_direct import YandexDirectSimulator
 
 SCRAPES = 200
@@ -97,7 +95,7 @@ async def poll_cost(session: aiohttp.ClientSession, config: Path, ids: list[str]
     raw["task_sets"][0]["tasks"] = {"ids": ids}
     walls, cpus = [], []
     for _ in range(POLL_ROUNDS):  # each a first poll, into a fresh store
-        runner = build_scheduler(common.parse_config(raw), PROVIDERS, StateStore(), session).runners[0]
+        runner = common.runners(raw, StateStore(), session)[0]
         wall, cpu = time.perf_counter(), time.process_time()
         outcome = await runner.poll_once()
         walls.append(time.perf_counter() - wall)
