@@ -16,6 +16,7 @@ import aiohttp
 
 from benchmarks import common
 from benchmarks.baseline import HandWrittenExporter
+from exporter.core.http import HttpResponse
 from exporter.core.model import FetchResult
 from exporter.core.state import PollOutcome, StateStore
 
@@ -30,7 +31,7 @@ class IngestFigure:
     baseline_per_second: float
 
 
-async def record(session: aiohttp.ClientSession, raw: dict[str, Any], batches: list[list[str]]) -> list[Any]:
+async def record(session: aiohttp.ClientSession, raw: dict[str, Any], batches: list[list[str]]) -> list[HttpResponse]:
     client = common.RecordingClient(session)
     provider = common.provider_for(raw, client)
     for batch in batches:
@@ -38,7 +39,8 @@ async def record(session: aiohttp.ClientSession, raw: dict[str, Any], batches: l
     return client.responses
 
 
-async def replay_exporter(raw: dict[str, Any], responses: list[Any], batches: list[list[str]], clock: Any) -> float:
+async def replay_exporter(raw: dict[str, Any], responses: list[HttpResponse], batches: list[list[str]],
+                          clock: Any) -> float:
     """CPU seconds to fetch (replayed) and apply every batch as one poll."""
     store = StateStore()
     provider = common.provider_for(raw, common.ReplayClient(responses, clock))
@@ -49,7 +51,7 @@ async def replay_exporter(raw: dict[str, Any], responses: list[Any], batches: li
     return time.process_time() - started
 
 
-async def replay_baseline(raw: dict[str, Any], responses: list[Any], ids: list[str], clock: Any) -> float:
+async def replay_baseline(raw: dict[str, Any], responses: list[HttpResponse], ids: list[str], clock: Any) -> float:
     provider = common.provider_for(raw, common.ReplayClient(responses, clock))
     exporter = HandWrittenExporter(provider, "bench")
     started = time.process_time()
@@ -65,9 +67,9 @@ class Recording:
     raw: dict[str, Any]
     clock: common.ManualClock
     batches: list[list[str]]
-    responses: list[Any]
+    responses: list[HttpResponse]
     singles: list[str]
-    single_responses: list[Any]
+    single_responses: list[HttpResponse]
 
 
 async def recording(provider: str, tasks: int, baseline_tasks: int) -> Recording:
