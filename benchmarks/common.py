@@ -29,6 +29,7 @@ from exporter.core.state import StateStore
 from exporter.providers import PROVIDERS
 from exporter.simulator import demo
 from exporter.simulator.base import Simulator
+from exporter.simulator.yandex_direct import YandexDirectSimulator
 
 SIMULATORS: dict[str, type[Simulator]] = {cls.name: cls for cls in demo.SIMULATORS}
 UNLIMITED = 10_000.0  # a rate limit that never binds, for sections that are not about pacing
@@ -59,6 +60,13 @@ def add_mixed_tasks(sim: Simulator, count: int) -> list[str]:
 def account(sim: Simulator, **extra: Any) -> dict[str, Any]:
     """The raw config of an account at this simulator (its secrets go to the environment)."""
     return {**sim.demo_account(), **extra}
+
+
+def remote_yandex_account(url: str) -> dict[str, Any]:
+    """The account of a Yandex Direct simulator running in a child process at `url`."""
+    sim = YandexDirectSimulator()  # not started: it only names the URL and the token's variable
+    sim.url = url
+    return account(sim)
 
 
 def task_set(name: str, account_name: str, tasks: dict[str, Any], **extra: Any) -> dict[str, Any]:

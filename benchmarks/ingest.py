@@ -80,11 +80,10 @@ async def recording(provider: str, tasks: int, baseline_tasks: int) -> Recording
         ids = common.add_mixed_tasks(sim, tasks)
         raw = {"accounts": {"a": common.account(sim, rate_limit=common.UNLIMITED)},
                "task_sets": [common.task_set("bench", "a", {"ids": ids[:1]})]}
-        client = common.provider_for(raw, common.ReplayClient([]))
-        cap = min(client.batch_size, getattr(client, "account_batch_size", client.batch_size))
-        batches = [ids[i : i + cap] for i in range(0, len(ids), cap)]
         singles = ids[:baseline_tasks]
         async with aiohttp.ClientSession() as session:
+            cap = common.runners(raw, StateStore(), session)[0].batch_size  # as the scheduler batches
+            batches = [ids[i : i + cap] for i in range(0, len(ids), cap)]
             responses = await record(session, raw, batches)
             single_responses = await record(session, raw, [[t] for t in singles])
     finally:

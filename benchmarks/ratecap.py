@@ -47,14 +47,13 @@ async def measure(jobs: int) -> RateFigure:
                              for i in range(SETS)]}
         async with aiohttp.ClientSession() as session:
             await asyncio.gather(*(r.poll_once() for r in common.runners(raw, StateStore(), session)))
-            ours = dict(sim.per_second), sim.throttled
+            ours, our_throttled = dict(sim.per_second), sim.throttled
             sim.per_second.clear()
             exporter = HandWrittenExporter(common.provider_for(raw, common.live_client(session)), "bench")
-            before = sim.throttled
             with contextlib.suppress(TimeoutError):  # it would take minutes; a few seconds show its rate
                 await asyncio.wait_for(exporter.poll(ids), BASELINE_SECONDS)
-            theirs = dict(sim.per_second), sim.throttled - before
+            theirs, their_throttled = dict(sim.per_second), sim.throttled - our_throttled
     finally:
         await sim.stop()
-    return RateFigure(jobs, AliyunVod.default_rate_limit, sum(ours[0].values()), len(ours[0]), max(ours[0].values()),
-                      ours[1], max(theirs[0].values()), theirs[1])
+    return RateFigure(jobs, AliyunVod.default_rate_limit, sum(ours.values()), len(ours), max(ours.values()),
+                      our_throttled, max(theirs.values()), their_throttled)

@@ -31,9 +31,8 @@ async def simulator(tasks: int, ids_file: Path) -> None:
 
 async def baseline(endpoint: str) -> CollectorRegistry:
     """The hand-written exporter's registry, one Gauge series per task of the simulator."""
-    sim = YandexDirectSimulator()
-    sim.url = endpoint
-    raw = {"accounts": {"a": common.account(sim)}, "task_sets": [common.task_set("bench", "a", {"discover": True})]}
+    raw = {"accounts": {"a": common.remote_yandex_account(endpoint)},
+           "task_sets": [common.task_set("bench", "a", {"discover": True})]}
     async with aiohttp.ClientSession() as session:
         exporter = HandWrittenExporter(common.provider_for(raw, common.live_client(session)), "bench")
         # Filled from one listing: asking one task a request, as it would, takes minutes at

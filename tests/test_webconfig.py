@@ -18,11 +18,11 @@ from exporter.core import webconfig
 from exporter.core.errors import ConfigError
 from tests.test_server import free_port
 
+REPO = Path(__file__).resolve().parent.parent
+
 
 def basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
