@@ -5,7 +5,7 @@ its real command line in another child, tracking those N tasks from a file; once
 ready, /metrics is scraped over loopback, as Prometheus would: first with nothing changed
 (the cached exposition), then each scrape right after one pushed task ID changed the state
 (a fresh render). The baseline, in a third child, holds one Gauge series per task and is
-scraped the same way. Poll cost is one full poll of the N tasks, from this process.
+scraped the same way. Poll cost is a full first poll of the N tasks, from this process.
 """
 
 from __future__ import annotations
@@ -22,12 +22,11 @@ import yaml
 from benchmarks import common
 from benchmarks.baseline import HandWrittenExporter
 from exporter.core.state import StateStore
-from exporter.simulator.yandex_direct import YandexDirectSimulator
 
 SCRAPES = 200
 BASELINE_SCRAPE_SECONDS = 20.0  # the baseline is scraped SCRAPES times or for this long, whichever ends first
 BASELINE_POLL_TASKS = 2_000  # the baseline's one-request-a-task poll is timed on this many and scaled up
-POLL_ROUNDS = 3
+POLL_ROUNDS = 5  # first polls per size; the median is reported, steadier than one best or worst
 PUSH_TOKEN = "bench-push-token"
 READY_SECONDS = 180.0
 
@@ -77,10 +76,8 @@ async def scrapes(session: aiohttp.ClientSession, url: str, count: int, seconds:
 
 
 def write_config(workdir: Path, sim_url: str, ids_file: Path) -> Path:
-    sim = YandexDirectSimulator()
-    sim.url = sim_url
     os.environ["BENCH_PUSH_TOKEN"] = PUSH_TOKEN
-    raw = {"accounts": {"a": common.account(sim)},
+    raw = {"accounts": {"a": common.remote_yandex_account(sim_url)},
            "task_sets": [common.task_set("bench", "a", {"files": [str(ids_file)],
                                                         "push_token": {"env": "BENCH_PUSH_TOKEN"}}, interval=3600)]}
     path = workdir / "config.yaml"
@@ -89,8 +86,8 @@ def write_config(workdir: Path, sim_url: str, ids_file: Path) -> Path:
 
 
 async def poll_cost(session: aiohttp.ClientSession, config: Path, ids: list[str]) -> tuple[float, float, float]:
-    """Wall and CPU seconds of the exporter's first poll of every task (best of POLL_ROUNDS), and the
-    baseline's wall, scaled."""
+    """Wall and CPU seconds of the exporter's first poll of every task (median of POLL_ROUNDS), and
+    the baseline's wall, scaled."""
     raw = yaml.safe_load(config.read_text())
     raw["task_sets"][0]["tasks"] = {"ids": ids}
     walls, cpus = [], []
@@ -105,7 +102,7 @@ async def poll_cost(session: aiohttp.ClientSession, config: Path, ids: list[str]
     exporter = HandWrittenExporter(common.provider_for(raw, common.live_client(session)), "bench")
     started = time.perf_counter()
     await exporter.poll(sample)
-    return min(walls), min(cpus), (time.perf_counter() - started) * len(ids) / len(sample)
+    return common.median(walls), common.median(cpus), (time.perf_counter() - started) * len(ids) / len(sample)
 
 
 async def measure(tasks: int) -> ScaleFigure:
