@@ -22,6 +22,7 @@ from aiohttp import web
 from exporter import __version__, logs
 from exporter.core import config as config_mod
 from exporter.core import webconfig
+from exporter.core.memory import tune_collector
 from exporter.core.errors import ConfigError
 from exporter.core.persist import StateFile
 from exporter.core.server import Runtime, make_app
@@ -120,6 +121,7 @@ async def serve(args: argparse.Namespace, host: str | None, port: int) -> int:
         store = StateStore(StateFile(args.state_file)) if args.state_file else StateStore()
         runtime = Runtime(cfg, PROVIDERS, load, store)
         app = make_app(runtime, lifecycle_api=args.lifecycle, web_config=web_config)
+        tune_collector()  # before the first poll
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)

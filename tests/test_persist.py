@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from exporter.core import config as config_mod
 from exporter.core.daemon import build_exposition, build_scheduler
+from exporter.core.model import FetchResult, TaskState, TaskStatus
 from exporter.core.persist import FIELDS, StateFile
-from exporter.core.state import StateStore, TaskRecord
+from exporter.core.provider import Vocabulary
+from exporter.core.state import PollOutcome, StateStore, TaskRecord
 from exporter.providers import PROVIDERS
 
 
@@ -77,3 +79,29 @@ async def test_a_set_removed_from_the_config_is_dropped(yandex, session, clock, 
     again = Process(tmp_path / "state.db", config_mod.parse(raw(yandex), PROVIDERS), session, clock)
     assert again.store.sets["banners"].tasks == {}
     again.stop()
+
+
+def test_every_kind_of_change_reaches_the_state_file(tmp_path):
+    vocab = Vocabulary(statuses=frozenset({"Queued", "Done"}), fault_codes=frozenset(), api_error_codes=frozenset())
+    first = StateStore(StateFile(tmp_path / "state.db"))
+    first.ensure_set("s", "prov", vocab)
+    first.track("s", ["a", "b", "c", "d"], 100.0)  # c is never polled
+    first.flush("s")
+    statuses = [TaskStatus("a", TaskState.DONE, "Done"), TaskStatus("b", TaskState.PENDING, "Queued"),
+                TaskStatus("d", TaskState.PENDING, "Queued")]
+    first.apply_poll("s", PollOutcome(started=150.0, duration=0.5, results=[FetchResult(statuses)]))
+    first.forget_final("s", older_than=200.0)  # a
+    first.flush("s")
+    listing = [TaskStatus("d", TaskState.PENDING, "Queued")]  # b is no longer listed
+    first.apply_poll("s", PollOutcome(started=160.0, duration=0.5, results=[FetchResult(listing)],
+                                      complete_listing=True))
+    first.flush("s")
+    assert first.persist is not None
+    first.persist.close()
+
+    second = StateStore(StateFile(tmp_path / "state.db"))
+    tasks = second.ensure_set("s", "prov", vocab).tasks
+    assert sorted(tasks) == ["b", "c", "d"]
+    assert tasks["b"].state is TaskState.NOT_FOUND and tasks["b"].last_seen == 160.5
+    assert tasks["c"].last_seen is None and tasks["c"].first_seen == 100.0
+    assert tasks["d"].state is TaskState.PENDING and tasks["d"].status == "Queued" and tasks["d"].last_seen == 160.5

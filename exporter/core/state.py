@@ -108,7 +108,7 @@ class PollOutcome:
 class SetState:
     """Tracked tasks of one task set and everything exported about them."""
 
-    def __init__(self, name: str, provider: str, vocabulary: Vocabulary) -> None:
+    def __init__(self, name: str, provider: str, vocabulary: Vocabulary, *, keep_changes: bool = False) -> None:
         self.name = name
         self.provider = provider
         self.vocabulary = vocabulary
@@ -132,8 +132,10 @@ class SetState:
         self.eta: float | None = None
         self.completion_rate: float | None = None  # tasks per second, smoothed
         self.baselined = False  # tasks first seen finished are history until the first poll is applied
-        self.dirty: set[str] = set()  # tasks changed since the last save
-        self.forgotten: set[str] = set()  # tasks dropped since the last save
+        # Tasks changed and dropped since the last save; kept only when there is a state file.
+        self.keep_changes = keep_changes
+        self.dirty: set[str] = set()
+        self.forgotten: set[str] = set()
         self._logged_unknown: set[tuple[str, str]] = set()
 
     # -- persistence ------------------------------------------------------------------
@@ -222,7 +224,7 @@ class StateStore:
     def ensure_set(self, name: str, provider: str, vocabulary: Vocabulary) -> SetState:
         st = self.sets.get(name)
         if st is None or st.provider != provider:
-            st = self.sets[name] = SetState(name, provider, vocabulary)
+            st = self.sets[name] = SetState(name, provider, vocabulary, keep_changes=self.persist is not None)
             saved = self.persist.load(name, provider) if self.persist else None
             if saved is not None:
                 st.restore(*saved)
@@ -243,16 +245,15 @@ class StateStore:
     def track(self, name: str, task_ids: Iterable[str], now: float) -> int:
         """Start tracking these IDs (already tracked ones are left alone); returns how many were new."""
         st = self.sets[name]
-        added = 0
-        for task_id in task_ids:
-            if task_id not in st.tasks:
-                rec = st.tasks[task_id] = TaskRecord(now)
-                st._count(rec, +1)
-                st.dirty.add(task_id)
-                added += 1
-        if added:
+        tasks = st.tasks
+        new = [task_id for task_id in task_ids if task_id not in tasks]
+        for task_id in new:
+            rec = tasks[task_id] = TaskRecord(now)
+            st._count(rec, +1)
+        if new:
+            self._mark_changed(st, new)
             self._changed()
-        return added
+        return len(new)
 
     def due(self, name: str, now: float) -> list[str]:
         """Pending tasks whose "not before" time has passed, in tracking order."""
@@ -278,11 +279,14 @@ class StateStore:
                 st.api_errors[st.bounded("API error code", code, st.vocabulary.api_error_codes)] += 1
             for status in result.statuses:
                 completed += self._apply_status(st, status, now)
+            self._mark_changed(st, (status.task_id for status in result.statuses))
         if outcome.complete_listing and outcome.error is None:
             seen = {status.task_id for result in outcome.results for status in result.statuses}
-            for task_id, rec in st.tasks.items():
-                if rec.state is TaskState.PENDING and rec.last_seen is not None and task_id not in seen:
-                    completed += self._apply_status(st, TaskStatus(task_id, TaskState.NOT_FOUND, rec.status), now)
+            gone = [task_id for task_id, rec in st.tasks.items()
+                    if rec.state is TaskState.PENDING and rec.last_seen is not None and task_id not in seen]
+            for task_id in gone:
+                completed += self._apply_status(st, TaskStatus(task_id, TaskState.NOT_FOUND, st.tasks[task_id].status), now)
+            self._mark_changed(st, gone)
         st.poll_durations.observe(outcome.duration)
         st.polled = True
         st.baselined = st.baselined or outcome.error is None
@@ -328,7 +332,6 @@ class StateStore:
             rec.finished = status.finished
         rec.last_seen = now
         rec.not_before = status.not_before
-        st.dirty.add(status.task_id)
         if changed:
             st._count(rec, +1)
         if was_final or state is TaskState.PENDING or baseline:
@@ -378,11 +381,17 @@ class StateStore:
                if rec.state.final and rec.last_seen is not None and rec.last_seen < older_than]
         for tid in old:
             st._count(st.tasks.pop(tid), -1)
-        st.forgotten.update(old)
-        st.dirty.difference_update(old)
         if old:
+            if st.keep_changes:
+                st.forgotten.update(old)
+                st.dirty.difference_update(old)
             self._changed()
         return len(old)
+
+    @staticmethod
+    def _mark_changed(st: SetState, task_ids: Iterable[str]) -> None:
+        if st.keep_changes:
+            st.dirty.update(task_ids)
 
     def flush(self, name: str) -> None:
         """Save what changed in the set since the last flush (no-op without a state file)."""
@@ -391,6 +400,5 @@ class StateStore:
             return
         if self.persist is not None:
             self.persist.save(st, st.aggregates(), st.dirty, st.forgotten)
-        # Cleared without a state file too: the change sets would otherwise grow for ever.
         st.dirty.clear()
         st.forgotten.clear()

@@ -1,0 +1,38 @@
+"""The collector settings the daemon applies once start-up is done."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+import pytest
+
+from exporter.core import memory
+
+
+class Node:
+    def __init__(self) -> None:
+        self.peer: Node | None = None
+
+
+@pytest.fixture
+def restore_collector():
+    thresholds = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*thresholds)
+
+
+def test_start_up_objects_are_frozen_and_cycles_made_later_are_still_collected(restore_collector):
+    memory.tune_collector()
+    assert gc.get_freeze_count() > 0
+    assert gc.get_threshold()[0] == memory.YOUNG_GENERATION
+
+    cycle = Node()
+    cycle.peer = Node()
+    cycle.peer.peer = cycle
+    dead = weakref.ref(cycle)
+    del cycle
+    gc.collect()
+    assert dead() is None
+
