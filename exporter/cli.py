@@ -22,8 +22,8 @@ from aiohttp import web
 from exporter import __version__, logs
 from exporter.core import config as config_mod
 from exporter.core import webconfig
-from exporter.core.memory import tune_collector
 from exporter.core.errors import ConfigError
+from exporter.core.memory import tune_collector
 from exporter.core.persist import StateFile
 from exporter.core.server import Runtime, make_app
 from exporter.core.state import StateStore

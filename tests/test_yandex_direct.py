@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+from exporter.core.http import HttpResponse
+from exporter.core.model import TaskState
+from exporter.providers import yandex_direct
 from exporter.simulator.yandex_direct import YandexDirectSimulator
 
 TOKEN = "y0_AgAAAAB-secret-token-value"
@@ -164,3 +168,27 @@ async def test_token_never_in_logs_or_metrics(sim, harness, clock, caplog_all):
     assert TOKEN not in caplog_all.text
     for record in caplog_all.records:
         assert TOKEN not in record.getMessage()
+
+
+@pytest.mark.parametrize("item", [
+    {"AdImageUploadTaskID": 7, "Status": "Error", "Error": "not an object"},
+    {"AdImageUploadTaskID": 7, "Status": "Error", "Error": [1, 2]},
+    {"AdImageUploadTaskID": 7, "Status": "Error", "Error": {"FaultCode": None, "FaultString": {"a": 1}}},
+    {"AdImageUploadTaskID": 7, "Status": ["Done"]},
+    {"AdImageUploadTaskID": 7},
+])
+def test_an_item_that_parses_always_decodes(item):
+    # Statuses are decoded when the poll is applied, after the provider's error handling.
+    (task_id, raw), = yandex_direct._parse_page(response({"data": {"AdImageUploads": [item]}}))[0]
+    status = yandex_direct._status(task_id, raw)
+    assert status.task_id == "7" and status.state in (TaskState.ERROR, TaskState.PENDING)
+
+
+@pytest.mark.parametrize("item", ["7", 7, None, [7], {"Status": "Done"}])
+def test_an_item_that_would_not_decode_fails_the_parse(item):
+    with pytest.raises((KeyError, TypeError)):  # a BadResponse once the HTTP client has it
+        yandex_direct._parse_page(response({"data": {"AdImageUploads": [item]}}))
+
+
+def response(body: Any) -> HttpResponse:
+    return HttpResponse(200, {}, json.dumps(body).encode(), "api.direct.yandex.ru/live/v4/json/")

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+import itertools
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar, overload
+
+T = TypeVar("T")
 
 
 class TaskState(enum.Enum):
@@ -58,6 +62,50 @@ class TaskStatus:
     tallies: tuple[Tally, ...] = ()
 
 
+class LazyStatuses(Sequence[TaskStatus], Generic[T]):
+    """Statuses kept as a provider's parsed items, each built only when it is read.
+
+    A poll holds every answer until it applies them as one unit. Parsed JSON objects of plain
+    values are not tracked by the garbage collector; 100,000 status objects alive at once are,
+    and walking them cost a poll of that size about a quarter of its CPU. `decode` gets the
+    task ID and the item and must not raise: whatever can be wrong with an item is checked
+    when its page is parsed. `tail` holds statuses already built (IDs the API left out).
+    """
+
+    __slots__ = ("_decode", "_items", "_tail")
+
+    def __init__(self, items: Sequence[tuple[str, T]], decode: Callable[[str, T], TaskStatus],
+                 tail: Sequence[TaskStatus] = ()) -> None:
+        self._items = items
+        self._decode = decode
+        self._tail = tail
+
+    def __len__(self) -> int:
+        return len(self._items) + len(self._tail)
+
+    @overload
+    def __getitem__(self, index: int) -> TaskStatus: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[TaskStatus]: ...
+
+    def __getitem__(self, index: int | slice) -> TaskStatus | Sequence[TaskStatus]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        index %= len(self)
+        if index < len(self._items):
+            return self._decode(*self._items[index])
+        return self._tail[index - len(self._items)]
+
+    def __iter__(self) -> Iterator[TaskStatus]:
+        return itertools.chain(itertools.starmap(self._decode, self._items), self._tail)
+
+    def task_ids(self) -> Iterator[str]:
+        return itertools.chain((task_id for task_id, _ in self._items), (s.task_id for s in self._tail))
+
+
 @dataclass(frozen=True, slots=True)
 class FetchResult:
     """One provider call's answer: per-task statuses and, where reported, the set's ETA."""
@@ -65,3 +113,9 @@ class FetchResult:
     statuses: Sequence[TaskStatus]
     eta_seconds: float | None = None
     api_error_codes: Sequence[str] = field(default_factory=tuple)
+
+    def task_ids(self) -> Iterator[str]:
+        """The statuses' task IDs, without building statuses that are decoded when read."""
+        if isinstance(self.statuses, LazyStatuses):
+            return self.statuses.task_ids()
+        return (status.task_id for status in self.statuses)

@@ -106,7 +106,7 @@ class TaskSetRunner:
                 results.append(await self._with_retries(self.provider.discover))
             due = self.store.due(name, now)
             if discovering:
-                listed = {s.task_id for r in results for s in r.statuses}
+                listed = {task_id for result in results for task_id in result.task_ids()}
                 due = [t for t in due if t not in listed]
             await self._fetch_batches(due, results)
         except ProviderError as err:

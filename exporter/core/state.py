@@ -279,13 +279,14 @@ class StateStore:
                 st.api_errors[st.bounded("API error code", code, st.vocabulary.api_error_codes)] += 1
             for status in result.statuses:
                 completed += self._apply_status(st, status, now)
-            self._mark_changed(st, (status.task_id for status in result.statuses))
+            self._mark_changed(st, result.task_ids())
         if outcome.complete_listing and outcome.error is None:
-            seen = {status.task_id for result in outcome.results for status in result.statuses}
+            seen = {task_id for result in outcome.results for task_id in result.task_ids()}
             gone = [task_id for task_id, rec in st.tasks.items()
                     if rec.state is TaskState.PENDING and rec.last_seen is not None and task_id not in seen]
             for task_id in gone:
-                completed += self._apply_status(st, TaskStatus(task_id, TaskState.NOT_FOUND, st.tasks[task_id].status), now)
+                status = TaskStatus(task_id, TaskState.NOT_FOUND, st.tasks[task_id].status)
+                completed += self._apply_status(st, status, now)
             self._mark_changed(st, gone)
         st.poll_durations.observe(outcome.duration)
         st.polled = True

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 from exporter.core.config import AccountConfig
 from exporter.core.errors import AuthFailed, BadResponse, ProviderError, Rejected, Throttled, Unavailable
 from exporter.core.http import HttpClient, HttpResponse
-from exporter.core.model import FetchResult, TaskState, TaskStatus
+from exporter.core.model import FetchResult, LazyStatuses, TaskState, TaskStatus
 from exporter.core.provider import AccountField, CounterSpec, Vocabulary
 
 # -- config -----------------------------------------------------------------------------
@@ -73,31 +73,31 @@ class YandexDirect:
     async def fetch(self, task_ids: Sequence[str]) -> FetchResult:
         """Statuses of these tasks; IDs the API no longer knows (about a day's retention) are not_found."""
         wanted = set(task_ids)
-        found: dict[str, TaskStatus] = {}
+        found: dict[str, _Item] = {}
         for logins in self._login_groups:
-            async for status in self._statuses(logins, list(task_ids)):
-                if status.task_id in wanted:
-                    found[status.task_id] = status
+            async for item in self._items(logins, list(task_ids)):
+                if item[0] in wanted:
+                    found[item[0]] = item
         missing = [TaskStatus(t, TaskState.NOT_FOUND, "") for t in task_ids if t not in found]
-        return FetchResult([*found.values(), *missing])
+        return FetchResult(LazyStatuses(list(found.values()), _status, missing))
 
     async def discover(self) -> FetchResult:
         """Every task of about the last day: an empty selection lists them all."""
-        statuses: list[TaskStatus] = []
+        items: list[_Item] = []
         for logins in self._login_groups:
-            statuses.extend([s async for s in self._statuses(logins, [])])
-        return FetchResult(statuses)
+            items.extend([item async for item in self._items(logins, [])])
+        return FetchResult(LazyStatuses(items, _status))
 
     # -- request ------------------------------------------------------------------------
 
-    async def _statuses(self, logins: Sequence[str], task_ids: Sequence[str]) -> AsyncIterator[TaskStatus]:
+    async def _items(self, logins: Sequence[str], task_ids: Sequence[str]) -> AsyncIterator[_Item]:
         """Page through CheckUploadStatus until TotalObjectsCount is reached (bounded)."""
         offset, pages, total = 0, 0, None
         while pages < MAX_PAGES and (total is None or offset < total):
             body = self._body(logins, task_ids, offset)
             page, total = await self._http.call("POST", self._url, _parse_page, json_body=body)
-            for status in page:
-                yield status
+            for item in page:
+                yield item
             pages += 1
             if not page:  # the API ran out before its own total: nothing more to ask
                 break
@@ -122,8 +122,11 @@ class YandexDirect:
 # -- parse ------------------------------------------------------------------------------
 
 
-def _parse_page(response: HttpResponse) -> tuple[list[TaskStatus], int]:
-    """One page: its task statuses and TotalObjectsCount."""
+_Item = tuple[str, Mapping[str, Any]]  # a task's ID and its AdImageUploads object
+
+
+def _parse_page(response: HttpResponse) -> tuple[list[_Item], int]:
+    """One page: its tasks (decoded into statuses when applied) and TotalObjectsCount."""
     if response.status >= 500 or response.status == 429:
         response.raise_for_status()
     body = response.json()
@@ -135,16 +138,18 @@ def _parse_page(response: HttpResponse) -> tuple[list[TaskStatus], int]:
     data = body["data"]
     uploads = data.get("AdImageUploads") or []
     total = int(data.get("TotalObjectsCount", len(uploads)))
-    return [_status(item) for item in uploads], total
+    return [(str(item["AdImageUploadTaskID"]), item) for item in uploads], total  # an item that is no object fails here
 
 
-def _status(item: Mapping[str, Any]) -> TaskStatus:
+def _status(task_id: str, item: Mapping[str, Any]) -> TaskStatus:
+    """Never raises: `item` is a JSON object, whatever its values."""
     raw = str(item.get("Status", ""))
     state = STATES.get(raw, TaskState.PENDING)
-    task_id = str(item["AdImageUploadTaskID"])
     if state is not TaskState.ERROR:
         return TaskStatus(task_id, state, raw)
-    error = item.get("Error") or {}
+    error = item.get("Error")
+    if not isinstance(error, Mapping):
+        error = {}
     return TaskStatus(
         task_id=task_id,
         state=state,
