@@ -141,6 +141,15 @@ def test_forget_final_keeps_counters():
     assert list(st.tasks) == ["b"] and st.completed_total == 1 and st.by_state[D] == 0
 
 
+def test_an_id_given_twice_is_tracked_once():
+    store = StateStore()
+    store.ensure_set("s", "prov", VOCAB)
+    assert store.track("s", ["a", "b", "a"], 100.0) == 2
+    assert store.track("s", ["b", "c"], 110.0) == 1
+    st = store.sets["s"]
+    assert list(st.tasks) == ["a", "b", "c"] and st.by_state[P] == 3
+
+
 def test_change_sets_are_not_kept_without_a_state_file():
     store = StateStore()
     store.ensure_set("s", "prov", VOCAB)

@@ -245,11 +245,12 @@ class StateStore:
     def track(self, name: str, task_ids: Iterable[str], now: float) -> int:
         """Start tracking these IDs (already tracked ones are left alone); returns how many were new."""
         st = self.sets[name]
-        tasks = st.tasks
-        new = [task_id for task_id in task_ids if task_id not in tasks]
-        for task_id in new:
-            rec = tasks[task_id] = TaskRecord(now)
-            st._count(rec, +1)
+        new = []
+        for task_id in task_ids:
+            if task_id not in st.tasks:
+                rec = st.tasks[task_id] = TaskRecord(now)
+                st._count(rec, +1)
+                new.append(task_id)
         if new:
             self._mark_changed(st, new)
             self._changed()
