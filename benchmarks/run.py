@@ -28,7 +28,7 @@ SCRAPE_P99_TARGET = 0.005
 SCRAPE_RATIO_TARGET = 20.0
 INGEST_TARGET = 100_000.0
 RSS_TARGET_MB = 100.0
-POLL_NOISE = 1.2  # allowance on poll CPU growth: CPU time on this shared machine moves by about that much
+POLL_NOISE = 1.2  # allowance on poll CPU growth for run-to-run noise in CPU time (tens of percent on shared machines)
 
 
 def ms(seconds: float) -> str:

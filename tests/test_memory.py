@@ -35,4 +35,3 @@ def test_start_up_objects_are_frozen_and_cycles_made_later_are_still_collected(r
     del cycle
     gc.collect()
     assert dead() is None
-
