@@ -7,7 +7,7 @@ import pytest
 from exporter.core.model import FetchResult, LazyStatuses, TaskState, TaskStatus
 
 
-def statuses() -> tuple[LazyStatuses[str], list[str]]:
+def statuses() -> tuple[LazyStatuses, list[str]]:
     decoded: list[str] = []
 
     def decode(task_id: str, item: str) -> TaskStatus:

@@ -6,9 +6,7 @@ import enum
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar, overload
-
-T = TypeVar("T")
+from typing import Any, overload
 
 
 class TaskState(enum.Enum):
@@ -62,19 +60,20 @@ class TaskStatus:
     tallies: tuple[Tally, ...] = ()
 
 
-class LazyStatuses(Sequence[TaskStatus], Generic[T]):
-    """Statuses kept as a provider's parsed items, each built only when it is read.
+class LazyStatuses(Sequence[TaskStatus]):
+    """Statuses kept as the few plain fields a provider parsed, each built only when it is read.
 
-    A poll holds every answer until it applies them as one unit. Parsed JSON objects of plain
-    values are not tracked by the garbage collector; 100,000 status objects alive at once are,
-    and walking them cost a poll of that size about a quarter of its CPU. `decode` gets the
-    task ID and the item and must not raise: whatever can be wrong with an item is checked
-    when its page is parsed. `tail` holds statuses already built (IDs the API left out).
+    A poll holds every answer until it applies them as one unit. Tuples of strings and numbers
+    are dropped from the garbage collector's lists; 100,000 status objects alive at once are
+    not, and walking them cost a poll of that size about a quarter of its CPU. Each item is
+    the task ID and then whatever `decode` takes after it. `decode` must not raise: whatever
+    can be wrong with an answer is found when it is parsed. `tail` holds statuses already
+    built (IDs the API left out).
     """
 
     __slots__ = ("_decode", "_items", "_tail")
 
-    def __init__(self, items: Sequence[tuple[str, T]], decode: Callable[[str, T], TaskStatus],
+    def __init__(self, items: Sequence[tuple[Any, ...]], decode: Callable[..., TaskStatus],
                  tail: Sequence[TaskStatus] = ()) -> None:
         self._items = items
         self._decode = decode
@@ -103,7 +102,7 @@ class LazyStatuses(Sequence[TaskStatus], Generic[T]):
         return itertools.chain(itertools.starmap(self._decode, self._items), self._tail)
 
     def task_ids(self) -> Iterator[str]:
-        return itertools.chain((task_id for task_id, _ in self._items), (s.task_id for s in self._tail))
+        return itertools.chain((item[0] for item in self._items), (s.task_id for s in self._tail))
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ MAX_PAGES = 1_000  # bounds every paging loop, whatever TotalObjectsCount says
 # -- status map -------------------------------------------------------------------------
 
 STATES: Mapping[str, TaskState] = {"Pending": TaskState.PENDING, "Done": TaskState.DONE, "Error": TaskState.ERROR}
+STATUS_NAMES: Mapping[str, str] = {name: name for name in STATES}
 
 # Request-level codes (v5 meanings; v4 uses the same numbers for these).
 RETRYABLE_CODES = frozenset({"52", "1000", "1001", "1002"})
@@ -122,7 +123,7 @@ class YandexDirect:
 # -- parse ------------------------------------------------------------------------------
 
 
-_Item = tuple[str, Mapping[str, Any]]  # a task's ID and its AdImageUploads object
+_Item = tuple[str, str, Any]  # task ID, Status, and Error where the status is Error
 
 
 def _parse_page(response: HttpResponse) -> tuple[list[_Item], int]:
@@ -138,16 +139,22 @@ def _parse_page(response: HttpResponse) -> tuple[list[_Item], int]:
     data = body["data"]
     uploads = data.get("AdImageUploads") or []
     total = int(data.get("TotalObjectsCount", len(uploads)))
-    return [(str(item["AdImageUploadTaskID"]), item) for item in uploads], total  # an item that is no object fails here
+    return [_item(item) for item in uploads], total
 
 
-def _status(task_id: str, item: Mapping[str, Any]) -> TaskStatus:
-    """Never raises: `item` is a JSON object, whatever its values."""
-    raw = str(item.get("Status", ""))
+def _item(item: Mapping[str, Any]) -> _Item:
+    """What a status is built from; the page's JSON objects are freed once it is parsed."""
+    status = str(item.get("Status", ""))
+    raw = STATUS_NAMES.get(status, status)  # the page's own copies of "Pending" go with the page
+    failed = STATES.get(raw) is TaskState.ERROR
+    return str(item["AdImageUploadTaskID"]), raw, item.get("Error") if failed else None
+
+
+def _status(task_id: str, raw: str, error: Any) -> TaskStatus:
+    """Never raises, whatever the answer's Error holds."""
     state = STATES.get(raw, TaskState.PENDING)
     if state is not TaskState.ERROR:
         return TaskStatus(task_id, state, raw)
-    error = item.get("Error")
     if not isinstance(error, Mapping):
         error = {}
     return TaskStatus(
