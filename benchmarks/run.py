@@ -72,9 +72,9 @@ async def run(profile: bool) -> list[tuple[str, bool, str]]:
           f"it until {scale.SUSTAINED_STATUSES:,} statuses, best of {scale.SUSTAINED_REPEATS}; RSS of the running "
           "exporter)",
           ["tasks", "first poll wall s", "first poll CPU s", "CPU us/task", "later polls CPU us/status", "RSS MB",
-           "baseline first poll wall s", "baseline RSS MB", "baseline/ours first poll"],
+           "peak RSS MB", "baseline first poll wall s", "baseline RSS MB", "baseline/ours first poll"],
           [[f"{s.tasks:,}", f"{s.poll_wall:.3f}", f"{s.poll_cpu:.3f}", f"{s.poll_cpu / s.tasks * 1e6:.1f}",
-            f"{s.sustained_cpu * 1e6:.1f}", f"{s.rss_mb:.1f}",
+            f"{s.sustained_cpu * 1e6:.1f}", f"{s.rss_mb:.1f}", f"{s.peak_rss_mb:.1f}",
             f"{s.baseline_poll_wall:.1f}" + ("*" if s.tasks > scale.BASELINE_POLL_TASKS else ""),
             f"{s.baseline_rss_mb:.1f}", f"{s.baseline_poll_wall / s.poll_wall:.0f}x"] for s in sizes])
     print(f"  * timed on {scale.BASELINE_POLL_TASKS:,} tasks and scaled: one request a task takes minutes at this size")

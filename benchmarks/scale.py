@@ -47,6 +47,7 @@ class ScaleFigure:
     fresh_p99: float
     body_bytes: int
     rss_mb: float
+    peak_rss_mb: float  # the exporter's highest RSS so far: its first poll's
     poll_wall: float
     poll_cpu: float
     sustained_cpu: float  # CPU seconds per status asked, over the polls after the first
@@ -150,7 +151,7 @@ async def measure(tasks: int) -> ScaleFigure:
                 cached, size = await scrapes(session, f"{ours}/metrics", SCRAPES)
                 fresh, _ = await scrapes(session, f"{ours}/metrics", SCRAPES,
                                          before=f"{ours}/api/v1/task_sets/bench/tasks")
-                rss = common.rss_mb(exporter.pid)
+                rss, peak_rss = common.rss_mb(exporter.pid), common.rss_mb(exporter.pid, "VmHWM")
                 assert common.read_line(baseline, READY_SECONDS) == "ready"
                 base, base_size = await scrapes(session, theirs, SCRAPES, BASELINE_SCRAPE_SECONDS)
                 base_rss = common.rss_mb(baseline.pid)
@@ -163,7 +164,7 @@ async def measure(tasks: int) -> ScaleFigure:
                 common.stop(child)
     return ScaleFigure(
         tasks, common.median(cached), common.percentile(cached, 0.99), common.median(fresh),
-        common.percentile(fresh, 0.99), size, rss, poll_wall, poll_cpu, sustained, len(base), common.median(base),
-        common.percentile(base, 0.99), base_size, base_rss, base_poll,
+        common.percentile(fresh, 0.99), size, rss, peak_rss, poll_wall, poll_cpu, sustained, len(base),
+        common.median(base), common.percentile(base, 0.99), base_size, base_rss, base_poll,
     )
 
