@@ -25,7 +25,8 @@ import yaml
 
 from benchmarks import common
 from benchmarks.baseline import HandWrittenExporter
-from exporter.core.state import StateStore
+from exporter.core.scheduler import TaskSetRunner
+from exporter.core.state import PollOutcome, StateStore
 
 SCRAPES = 200
 BASELINE_SCRAPE_SECONDS = 20.0  # the baseline is scraped SCRAPES times or for this long, whichever ends first
@@ -94,6 +95,15 @@ def write_config(workdir: Path, sim_url: str, ids_file: Path) -> Path:
     return path
 
 
+async def timed_poll(runner: TaskSetRunner) -> tuple[float, float, PollOutcome]:
+    """Wall and CPU seconds of one successful poll, and what it learned."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    outcome = await runner.poll_once()
+    took = time.perf_counter() - wall, time.process_time() - cpu
+    assert outcome.error is None, outcome.error
+    return *took, outcome
+
+
 async def poll_cost(session: aiohttp.ClientSession, config: Path, ids: list[str]) -> tuple[float, float, float, float]:
     """Wall and CPU seconds of the exporter's first poll of every task (median of POLL_ROUNDS), its
     CPU seconds per status asked in the polls after it (best of SUSTAINED_REPEATS), and the
@@ -104,19 +114,15 @@ async def poll_cost(session: aiohttp.ClientSession, config: Path, ids: list[str]
     walls, cpus = [], []
     for _ in range(POLL_ROUNDS):  # each a first poll, into a fresh store
         runner = common.runners(raw, StateStore(), session)[0]
-        wall, cpu = time.perf_counter(), time.process_time()
-        outcome = await runner.poll_once()
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-        assert outcome.error is None, outcome.error
+        wall, cpu, _ = await timed_poll(runner)
+        walls.append(wall)
+        cpus.append(cpu)
     sustained = []
     for _ in range(SUSTAINED_REPEATS):  # the last runner's store now tracks every task
         asked, spent = 0, 0.0
         for _ in range(SUSTAINED_MAX_POLLS):
-            cpu = time.process_time()
-            outcome = await runner.poll_once()
-            spent += time.process_time() - cpu
-            assert outcome.error is None, outcome.error
+            _, cpu, outcome = await timed_poll(runner)
+            spent += cpu
             asked += sum(len(result.statuses) for result in outcome.results)
             if asked >= SUSTAINED_STATUSES:
                 break

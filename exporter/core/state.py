@@ -175,6 +175,16 @@ class SetState:
             self._count(rec, +1)
         self.baselined = True
 
+    # -- change sets, for the state file ---------------------------------------------
+    def mark_changed(self, task_ids: Iterable[str]) -> None:
+        if self.keep_changes:
+            self.dirty.update(task_ids)
+
+    def mark_dropped(self, task_ids: Sequence[str]) -> None:
+        if self.keep_changes:
+            self.forgotten.update(task_ids)
+            self.dirty.difference_update(task_ids)
+
     # -- label bounding ---------------------------------------------------------------
     def bounded(self, kind: str, value: str, known: frozenset[str]) -> str:
         if value in known:
@@ -252,7 +262,7 @@ class StateStore:
                 st._count(rec, +1)
                 new.append(task_id)
         if new:
-            self._mark_changed(st, new)
+            st.mark_changed(new)
             self._changed()
         return len(new)
 
@@ -280,15 +290,14 @@ class StateStore:
                 st.api_errors[st.bounded("API error code", code, st.vocabulary.api_error_codes)] += 1
             for status in result.statuses:
                 completed += self._apply_status(st, status, now)
-            self._mark_changed(st, result.task_ids())
+            st.mark_changed(result.task_ids())
         if outcome.complete_listing and outcome.error is None:
             seen = {task_id for result in outcome.results for task_id in result.task_ids()}
-            gone = [task_id for task_id, rec in st.tasks.items()
+            gone = [TaskStatus(task_id, TaskState.NOT_FOUND, rec.status) for task_id, rec in st.tasks.items()
                     if rec.state is TaskState.PENDING and rec.last_seen is not None and task_id not in seen]
-            for task_id in gone:
-                status = TaskStatus(task_id, TaskState.NOT_FOUND, st.tasks[task_id].status)
+            for status in gone:
                 completed += self._apply_status(st, status, now)
-            self._mark_changed(st, gone)
+            st.mark_changed(status.task_id for status in gone)
         st.poll_durations.observe(outcome.duration)
         st.polled = True
         st.baselined = st.baselined or outcome.error is None
@@ -384,16 +393,9 @@ class StateStore:
         for tid in old:
             st._count(st.tasks.pop(tid), -1)
         if old:
-            if st.keep_changes:
-                st.forgotten.update(old)
-                st.dirty.difference_update(old)
+            st.mark_dropped(old)
             self._changed()
         return len(old)
-
-    @staticmethod
-    def _mark_changed(st: SetState, task_ids: Iterable[str]) -> None:
-        if st.keep_changes:
-            st.dirty.update(task_ids)
 
     def flush(self, name: str) -> None:
         """Save what changed in the set since the last flush (no-op without a state file)."""
