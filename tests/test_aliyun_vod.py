@@ -210,16 +210,15 @@ def test_string_to_sign_and_percent_encoding_rules():
     assert percent_encode("派") == "%E6%B4%BE"
 
 
-async def test_simulator_accepts_every_signature_for_awkward_ids(sim, harness, clock):
-    for task_id in AWKWARD_IDS:
-        sim.add_task(duration=1, task_id=task_id)
-    h = harness(config(sim, {"ids": AWKWARD_IDS}))
-    clock.advance(2)
-    await h.poll()
-    assert h.value("upload_poll_up") == 1
-    assert h.value("upload_tasks", state="done") == len(AWKWARD_IDS)
-    assert sorted(sim.calls[0].ids) == sorted(AWKWARD_IDS)
-    assert h.value("upload_provider_requests_total", result="api_error") is None
+async def test_awkward_job_ids_are_refused_before_any_call(sim, harness, clock):
+    """JobIds are letters and digits; anything else is a typo that must never reach the API
+    (awkward characters are signed correctly: see the upload_urls tests)."""
+    with pytest.raises(ConfigError) as caught:
+        harness(config(sim, {"ids": ["3829500c0fef429fa4ec1680b122d8f1", *AWKWARD_IDS]}))
+    for i in range(1, len(AWKWARD_IDS) + 1):
+        assert f"tasks.ids[{i}]: expected a JobId" in str(caught.value)
+    assert "tasks.ids[0]" not in str(caught.value)
+    assert sim.requests == 0
 
 
 async def test_tampered_or_replayed_request_is_refused(sim, harness, clock, session):

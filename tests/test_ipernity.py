@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from exporter.core.errors import Throttled
+from exporter.core.errors import ConfigError, Throttled
 from exporter.core.model import TaskState
 from exporter.core.state import StateStore
 from exporter.providers.ipernity import AUTH_HINTS, THROTTLE_CODES, THROTTLE_WAIT, Ipernity, sign
@@ -191,7 +191,8 @@ async def test_throttling_slows_the_account(sim, harness, clock, code):
     with pytest.raises(Throttled) as caught:
         await provider.fetch(ids)
     assert caught.value.api_code == code
-    assert caught.value.retry_after == THROTTLE_WAIT[code] > 0
+    assert caught.value.pause == THROTTLE_WAIT[code] > 0
+    assert caught.value.retry_after is None  # a documented pause, not the server's Retry-After
     assert limiter.rate == slowed / 2
 
 
@@ -224,15 +225,14 @@ async def test_bad_signature_is_refused_and_names_the_fix(sim, harness, clock, c
     assert "set api_secret to the secret of this api_key" in down[0]
 
 
-async def test_missing_auth_token_is_reported(sim, harness, clock):
+async def test_missing_auth_token_is_refused_at_load(sim, harness, clock):
+    """upload.checkTickets is a signed call with a token holding doc write permission."""
     ids = [sim.add_task(duration=1).task_id]
     raw = config(sim, ids)
     del raw["accounts"]["iper"]["auth_token"]
-    h = harness(raw)
-    await h.poll()
-    assert h.value("upload_provider_api_errors_total", code="106") == 1
-    assert h.value("upload_poll_up") == 0
-    assert "set the account's auth_token" in (h.store.sets["photos"].down_reason or "")
+    with pytest.raises(ConfigError, match=r"accounts\.iper\.auth_token: required: .*doc write"):
+        harness(raw)
+    assert sim.requests == 0
 
 
 async def test_the_simulator_refuses_more_than_50_tickets(sim, session):

@@ -90,11 +90,14 @@ def test_every_kind_of_change_reaches_the_state_file(tmp_path):
     statuses = [TaskStatus("a", TaskState.DONE, "Done"), TaskStatus("b", TaskState.PENDING, "Queued"),
                 TaskStatus("d", TaskState.PENDING, "Queued")]
     first.apply_poll("s", PollOutcome(started=150.0, duration=0.5, results=[FetchResult(statuses)]))
-    first.forget_final("s", older_than=200.0)  # a
+    first.forget_final("s", older_than=200.0, now=7200.0)  # a, tombstoned in hour 2
     first.flush("s")
-    listing = [TaskStatus("d", TaskState.PENDING, "Queued")]  # b is no longer listed
-    first.apply_poll("s", PollOutcome(started=160.0, duration=0.5, results=[FetchResult(listing)],
-                                      complete_listing=True))
+    listing = [TaskStatus("d", TaskState.PENDING, "Queued")]
+    for started in (158.0, 159.0, 160.0):  # b is left out of three answers in a row: not_found
+        first.apply_poll("s", PollOutcome(started=started, duration=0.5,
+                                          results=[FetchResult(listing, omitted=["b"])]))
+        first.flush("s")
+    first.apply_poll("s", PollOutcome(started=161.0, duration=0.5, results=[FetchResult([], omitted=["d"])]))
     first.flush("s")
     assert first.persist is not None
     first.persist.close()
@@ -102,6 +105,10 @@ def test_every_kind_of_change_reaches_the_state_file(tmp_path):
     second = StateStore(StateFile(tmp_path / "state.db"))
     tasks = second.ensure_set("s", "prov", vocab).tasks
     assert sorted(tasks) == ["b", "c", "d"]
-    assert tasks["b"].state is TaskState.NOT_FOUND and tasks["b"].last_seen == 160.5
+    assert tasks["b"].state is TaskState.NOT_FOUND and tasks["b"].status == "missing"
+    assert tasks["b"].last_seen == 160.5
     assert tasks["c"].last_seen is None and tasks["c"].first_seen == 100.0
     assert tasks["d"].state is TaskState.PENDING and tasks["d"].status == "Queued" and tasks["d"].last_seen == 160.5
+    assert tasks["d"].misses == 1  # left out once since it was last seen
+    assert second.sets["s"].tombstones == {"a": (TaskState.DONE, 2)}
+    assert second.track("s", ["a"], 300.0) == 0  # forgotten, and still ignored after the restart

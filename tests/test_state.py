@@ -136,9 +136,10 @@ def test_forget_final_keeps_counters():
     store.ensure_set("s", "prov", VOCAB)
     poll(store, "s", 50, TaskStatus("a", P, "Queued"), TaskStatus("b", P, "Queued"))
     poll(store, "s", 100, TaskStatus("a", D, "Done"))
-    assert store.forget_final("s", older_than=200) == 1
+    assert store.forget_final("s", older_than=200, now=300.0) == 1
     st = store.sets["s"]
     assert list(st.tasks) == ["b"] and st.completed_total == 1 and st.by_state[D] == 0
+    assert st.tombstones == {"a": (D, 0)}  # the hour it was forgotten in
 
 
 def test_an_id_given_twice_is_tracked_once():
@@ -157,5 +158,5 @@ def test_change_sets_are_not_kept_without_a_state_file():
     poll(store, "s", 100, *(TaskStatus(str(i), D, "Done") for i in range(100)))
     st = store.sets["s"]
     assert st.tasks and not st.dirty  # nothing would read them
-    store.forget_final("s", older_than=200.0)
-    assert not st.tasks and not st.forgotten
+    store.forget_final("s", older_than=200.0, now=200.0)
+    assert not st.tasks and not st.forgotten and len(st.tombstones) == 100

@@ -60,14 +60,18 @@ async def test_explicit_ids_states_and_faults(sim, harness, clock):
     failing = sim.add_task(duration=5, fails=True)
     slow = sim.add_task(duration=500)
     h = harness(config(sim, {"ids": [done.task_id, failing.task_id, slow.task_id, "999999"]}))
-    await h.poll()  # all pending: the baseline
-    assert h.value("upload_tasks", state="pending") == 3
+    await h.poll()  # all pending: the baseline; 999999 is left out of the answer once
+    assert h.value("upload_tasks", state="pending") == 4
     clock.advance(10)
     await h.poll()
     assert h.value("upload_tasks", state="done") == 1
     assert h.value("upload_tasks", state="error") == 1
+    assert h.value("upload_tasks", state="pending") == 2
+    clock.advance(1)
+    await h.poll()  # left out of three answers in a row: the API no longer knows it
     assert h.value("upload_tasks", state="pending") == 1
     assert h.value("upload_tasks", state="not_found") == 1
+    assert h.value("upload_tasks_provider_status", status="missing") == 1
     assert h.value("upload_task_faults", fault_code=failing.fault[0]) == 1
     assert h.value("upload_tasks_failed_total", fault_code=failing.fault[0]) == 1
     assert h.value("upload_tasks_completed_total") == 1

@@ -71,6 +71,9 @@ class TaskSetConfig:
     max_retry_time: float
     forget_final_after: float
     per_task_series: int  # 0: off; otherwise the cap on tasks with a `task_id` series
+    not_found_after: int = 3  # answers in a row that leave a task out before it is not_found
+    poll_timeout: float = 60.0  # deadline of one poll: fetches, retries and rate-limit waits
+    tombstone_retention: float = 14 * 86400.0  # how long a forgotten ID stays ignored
 
 
 @dataclass(frozen=True)
@@ -240,7 +243,8 @@ class _Reader:
     def task_set(self, key: str, raw: Any, accounts: Mapping[str, AccountConfig],
                  accounts_raw: Mapping[str, Any]) -> TaskSetConfig | None:
         allowed = ["name", "account", "interval", "jitter", "tasks", "labels", "batch_size", "max_tries",
-                   "max_retry_time", "forget_final_after", "per_task_series"]
+                   "max_retry_time", "poll_timeout", "forget_final_after", "tombstone_retention",
+                   "not_found_after", "per_task_series"]
         if not isinstance(raw, dict):
             self.bad(key, f"expected a mapping, got {_kind(raw)}")
             return None
@@ -256,6 +260,11 @@ class _Reader:
             self.bad(f"{key}.account", f"expected one of the accounts ({known}), got {account_name!r}")
         interval = self.duration(f"{key}.interval", raw.get("interval", 60), minimum=1.0)
         tasks = self.tasks(f"{key}.tasks", raw.get("tasks"))
+        if account is not None:
+            syntax = self.providers[account.provider].task_id_syntax(account.options)
+            for i, task_id in enumerate(tasks.ids):
+                if not syntax.accepts(task_id):
+                    self.bad(f"{key}.tasks.ids[{i}]", f"expected {syntax.description}, got {task_id[:100]!r}")
         labels = self.labels(f"{key}.labels", raw.get("labels"))
         batch = raw.get("batch_size")
         return TaskSetConfig(
@@ -269,7 +278,10 @@ class _Reader:
             batch_size=None if batch is None else self.integer(f"{key}.batch_size", batch, 1, 100000),
             max_tries=self.integer(f"{key}.max_tries", raw.get("max_tries", 4), 1, 20),
             max_retry_time=self.duration(f"{key}.max_retry_time", raw.get("max_retry_time", min(30.0, interval / 2))),
+            poll_timeout=self.duration(f"{key}.poll_timeout", raw.get("poll_timeout", interval), minimum=1.0),
             forget_final_after=self.duration(f"{key}.forget_final_after", raw.get("forget_final_after", "24h")),
+            tombstone_retention=self.duration(f"{key}.tombstone_retention", raw.get("tombstone_retention", "14d")),
+            not_found_after=self.integer(f"{key}.not_found_after", raw.get("not_found_after", 3), 1, 1000),
             per_task_series=self.integer(f"{key}.per_task_series", raw.get("per_task_series", 0), 0, 10000),
         )
 

@@ -28,19 +28,21 @@ def build_scheduler(
 ) -> Scheduler:
     """One runner per task set; one limiter per account, shared by every set using it."""
     limiters = {
-        name: AccountLimiter(acc.rate_limit, acc.max_concurrency) for name, acc in config.accounts.items()
+        name: AccountLimiter(acc.rate_limit, acc.max_concurrency, name=name) for name, acc in config.accounts.items()
     }
     runners = []
     for ts in config.task_sets:
         account = config.accounts[ts.account]
         provider_cls = providers[account.provider]
-        store.ensure_set(ts.name, provider_cls.name, provider_cls.vocabulary)
+        store.ensure_set(ts.name, provider_cls.name, provider_cls.vocabulary,
+                         id_syntax=provider_cls.task_id_syntax(account.options), not_found_after=ts.not_found_after)
         http = HttpClient(
             session,
             limiters[ts.account],
             timeout=account.timeout,
             observe=functools.partial(store.record_request, ts.name),
             clock=clock,
+            max_body_bytes=provider_cls.max_body_bytes,
         )
         runners.append(TaskSetRunner(ts, provider_cls(account, http), store, clock=clock, backoff_base=backoff_base))
     store.retain_sets(ts.name for ts in config.task_sets)

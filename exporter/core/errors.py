@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from exporter.core.secrets import redact
+
 
 class ExporterError(Exception):
     """Base of every error the exporter raises on purpose."""
@@ -18,15 +20,23 @@ class ConfigError(ExporterError):
     """The configuration is invalid; `problems` lists every finding as one line each."""
 
     def __init__(self, problems: list[str]) -> None:
+        # A value quoted back may be a URL with credentials in it, or a secret read elsewhere.
+        problems = [redact(p) for p in problems]
         super().__init__("\n".join(problems))
         self.problems = problems
+
+
+class StateFileError(ExporterError):
+    """The state file cannot be used; the message names it and says what to do, in one line."""
 
 
 class ProviderError(ExporterError):
     """A provider call failed. Messages never carry secrets, URLs with query strings or bodies.
 
     `result` is the `upload_provider_requests_total` label; `api_code` is the provider's own
-    error code when the API answered with one; `retry_after` is what the server asked for.
+    error code when the API answered with one; `retry_after` is what the server asked for
+    (Retry-After: every set on the account waits); `pause` is the least wait a provider
+    documents for this answer (only this call's retries wait).
     """
 
     result: ClassVar[str] = "http_error"
@@ -38,12 +48,15 @@ class ProviderError(ExporterError):
         *,
         api_code: str | None = None,
         retry_after: float | None = None,
+        pause: float | None = None,
         result: str | None = None,
     ) -> None:
+        message = redact(message)
         super().__init__(message)
         self.message = message
         self.api_code = api_code
         self.retry_after = retry_after
+        self.pause = pause
         if result is not None:
             self.result = result  # type: ignore[misc]
         elif api_code is not None:

@@ -2,12 +2,15 @@
 
 A provider calls `HttpClient.call` with a `parse` function that turns the response into
 what it needs or raises a ProviderError; every HTTP request is paced by the account's
-limiter and counted exactly once by result. Error messages name the host and path only:
+limiter and counted exactly once by result (one cut short by the poll's deadline counts as
+a timeout). A server's Retry-After holds the whole account. Bodies are read with a cap and
+a refused body's partial data is freed at once. Error messages name the host and path only:
 never a query string, a body or a header, which may carry credentials.
 """
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
 import time
@@ -33,9 +36,10 @@ from exporter.core.ratelimit import AccountLimiter
 
 T = TypeVar("T")
 
-# Enough for a 10,000-task page with long URLs; a larger body is refused, not buffered.
+# The default cap of one answer; each provider declares its own (`Provider.max_body_bytes`).
 MAX_BODY_BYTES = 32 * 1024 * 1024
 RETRY_AFTER_CAP_SECONDS = 300.0
+READ_CHUNK = 1 << 16
 
 Observer = Callable[[str, "str | None"], None]
 
@@ -111,12 +115,14 @@ class HttpClient:
         timeout: float,
         observe: Observer,
         clock: Callable[[], float] = time.time,
+        max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         self.clock = clock  # the core's clock, for providers that turn relative times into unix times
         self._session = session
         self._limiter = limiter
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._observe = observe
+        self._max_body = max_body_bytes
 
     async def call(
         self,
@@ -138,6 +144,8 @@ class HttpClient:
             self._observe(err.result, err.api_code)
             if isinstance(err, Throttled):
                 self._limiter.throttled()
+            if err.retry_after is not None:
+                self._limiter.hold(err.retry_after)
             raise
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
             self._observe(BadResponse.result, None)
@@ -158,33 +166,56 @@ class HttpClient:
     ) -> HttpResponse:
         async with self._limiter.slot():
             try:
-                async with self._session.request(
-                    method,
-                    url,
-                    params=params,
-                    data=data,
-                    json=json_body,
-                    headers=headers,
-                    timeout=self._timeout,
-                    allow_redirects=False,
-                ) as resp:
-                    body = await self._read(resp, where)
-                    return HttpResponse(resp.status, dict(resp.headers), body, where)
-            except TimeoutError as err:
-                raise Unavailable(f"timed out calling {where}", result="timeout") from err
-            except aiohttp.ClientError as err:
-                # str(err) of aiohttp errors may include the full URL; name the class only.
-                raise Unavailable(f"cannot reach {where}: {err.__class__.__name__}") from None
+                return await self._exchange(method, url, where, params, data, json_body, headers)
+            except asyncio.CancelledError:
+                self._observe("timeout", None)  # sent, and cut short by the poll's deadline or a stop
+                raise
 
-    @staticmethod
-    async def _read(resp: aiohttp.ClientResponse, where: str) -> bytes:
-        if resp.content_length is not None and resp.content_length > MAX_BODY_BYTES:
-            raise BadResponse(f"body of {resp.content_length} bytes from {where} is over the limit")
+    async def _exchange(
+        self,
+        method: str,
+        url: str,
+        where: str,
+        params: Mapping[str, str] | None,
+        data: Mapping[str, str] | None,
+        json_body: Any,
+        headers: Mapping[str, str] | None,
+    ) -> HttpResponse:
+        try:
+            async with self._session.request(
+                method,
+                url,
+                params=params,
+                data=data,
+                json=json_body,
+                headers=headers,
+                timeout=self._timeout,
+                allow_redirects=False,
+            ) as resp:
+                body = await self._read(resp, where)
+                return HttpResponse(resp.status, dict(resp.headers), body, where)
+        except TimeoutError as err:
+            raise Unavailable(f"timed out calling {where}", result="timeout") from err
+        except aiohttp.ClientError as err:
+            # str(err) of aiohttp errors may include the full URL; name the class only.
+            raise Unavailable(f"cannot reach {where}: {err.__class__.__name__}") from None
+
+    async def _read(self, resp: aiohttp.ClientResponse, where: str) -> bytes:
+        """The body, or BadResponse as soon as it passes the cap, declared or streamed."""
+        cap = self._max_body
+        if resp.content_length is not None and resp.content_length > cap:
+            raise BadResponse(f"body of {resp.content_length} bytes from {where} is over the limit of {cap}")
         chunks: list[bytes] = []
         size = 0
-        async for chunk in resp.content.iter_chunked(1 << 16):
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                raise BadResponse(f"body from {where} is over {MAX_BODY_BYTES} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        try:
+            async for chunk in resp.content.iter_chunked(READ_CHUNK):
+                size += len(chunk)
+                if size > cap:
+                    break
+                chunks.append(chunk)
+            else:
+                return b"".join(chunks)
+        finally:
+            # A traceback keeps this frame alive; the partial body must not live on with it.
+            chunks.clear()
+        raise BadResponse(f"body from {where} is over the limit of {cap} bytes") from None

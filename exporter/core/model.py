@@ -107,11 +107,15 @@ class LazyStatuses(Sequence[TaskStatus]):
 
 @dataclass(frozen=True, slots=True)
 class FetchResult:
-    """One provider call's answer: per-task statuses and, where reported, the set's ETA."""
+    """One provider call's answer: per-task statuses and, where reported, the set's ETA.
+
+    `omitted` are asked IDs the answer left out without saying they are unknown.
+    """
 
     statuses: Sequence[TaskStatus]
     eta_seconds: float | None = None
     api_error_codes: Sequence[str] = field(default_factory=tuple)
+    omitted: Sequence[str] = field(default_factory=tuple)
 
     def task_ids(self) -> Iterator[str]:
         """The statuses' task IDs, without building statuses that are decoded when read."""

@@ -8,9 +8,10 @@ limits, state and metrics belong to the core.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from exporter.core.model import FetchResult
 
@@ -57,6 +58,17 @@ class Vocabulary:
     api_error_codes: frozenset[str]
 
 
+@dataclass(frozen=True, slots=True)
+class IdSyntax:
+    """What a task ID of a provider looks like; anything else is refused where IDs enter."""
+
+    pattern: re.Pattern[str]
+    description: str  # for messages: "a positive integer (AdImageUploadTaskID)"
+
+    def accepts(self, task_id: str) -> bool:
+        return self.pattern.fullmatch(task_id) is not None
+
+
 @runtime_checkable
 class Provider(Protocol):
     """What every provider module exports as its client class."""
@@ -68,11 +80,21 @@ class Provider(Protocol):
     account_fields: ClassVar[Sequence[AccountField]]
     vocabulary: ClassVar[Vocabulary]
     counters: ClassVar[Sequence[CounterSpec]]
+    max_body_bytes: ClassVar[int]  # the largest answer read; a larger one is refused while streaming
+
+    @classmethod
+    def task_id_syntax(cls, options: Mapping[str, Any]) -> IdSyntax:
+        """The syntax of task IDs for an account with these provider options."""
+        ...
 
     def __init__(self, account: AccountConfig, http: HttpClient) -> None: ...
 
     async def fetch(self, task_ids: Sequence[str]) -> FetchResult:
-        """Statuses of these task IDs (at most `batch_size`). Raises ProviderError only."""
+        """Statuses of these task IDs (at most `batch_size`). Raises ProviderError only.
+
+        An ID the API says it does not know is a `not_found` status; an ID the answer merely
+        leaves out goes in `FetchResult.omitted`, and the core asks for it again.
+        """
         ...
 
 

@@ -3,9 +3,11 @@
 One runner per set. A poll takes the set's due tasks (pending, past their "not before"
 time), splits them into batches of the provider's cap, fetches them with retries
 (exponential, jittered, bounded backoff that honours Retry-After), and hands everything
-it learned to the state store as one unit. A failed poll keeps the last known state,
-marks the set down and is logged once; the recovery is logged once. An unexpected
-exception in one set is logged with its traceback and never stops the others.
+it learned to the state store as one unit. The poll's deadline (`poll_timeout`) covers
+fetches, retries and rate-limit waits: past it the poll ends, what it learned is applied
+and the set is down. A failed poll keeps the last known state, marks the set down and is
+logged once; the recovery is logged once. An unexpected exception in one set is logged
+with its traceback and never stops the others.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Awaitable, Callable, Generator, Sequence
 import backoff
 
 from exporter.core.config import TaskSetConfig
-from exporter.core.errors import AuthFailed, ProviderError
+from exporter.core.errors import AuthFailed, ProviderError, Unavailable
 from exporter.core.memory import release_free_memory
 from exporter.core.model import FetchResult
 from exporter.core.provider import AccountBatchCap, Discovering, Provider
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_CAP_SECONDS = 60.0
 MAX_WORKERS = 8  # batches in flight per set; the account limiter has the last word
+TOMBSTONE_SWEEP_SECONDS = 3600.0  # how often expired tombstones are looked for
 
 
 def retry_waits(base: float, cap: float) -> Generator[float, ProviderError | None, None]:
@@ -40,8 +43,9 @@ def retry_waits(base: float, cap: float) -> Generator[float, ProviderError | Non
     attempt = 0
     while True:
         wait = random.uniform(0, min(cap, base * 2**attempt))
-        if error is not None and error.retry_after is not None:
-            wait = max(wait, min(error.retry_after, cap))
+        if error is not None:
+            floor = max(error.retry_after or 0.0, error.pause or 0.0)
+            wait = max(wait, min(floor, cap))
         attempt += 1
         error = yield wait
 
@@ -69,6 +73,7 @@ class TaskSetRunner:
             cap = max(1, min(cap, provider.account_batch_size))
         self.batch_size = min(config.batch_size or cap, cap)
         self._was_down = False
+        self._next_sweep = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll on the interval with jitter until `stop` is set."""
@@ -95,35 +100,53 @@ class TaskSetRunner:
         """One poll of the set: new IDs, due batches, one state update."""
         name = self.config.name
         now = self.clock()
-        self.store.track(name, self.source.read(), now)
+        for where, ids in self.source.read():
+            self.store.track(name, ids, now, where)
         started_mono = time.monotonic()
         results: list[FetchResult] = []
         error: ProviderError | None = None
-        discovering = self.config.tasks.discover and isinstance(self.provider, Discovering)
         try:
-            if discovering:
-                assert isinstance(self.provider, Discovering)
-                results.append(await self._with_retries(self.provider.discover))
-            due = self.store.due(name, now)
-            if discovering:
-                listed = {task_id for result in results for task_id in result.task_ids()}
-                due = [t for t in due if t not in listed]
-            await self._fetch_batches(due, results)
+            async with asyncio.timeout(self.config.poll_timeout):
+                await self._fetch(now, results)
         except ProviderError as err:
             error = err
+        except TimeoutError:
+            error = Unavailable(f"the poll passed its deadline of {self.config.poll_timeout:g}s (poll_timeout); "
+                                f"{len(results)} answers applied", result="timeout")
         outcome = PollOutcome(
             started=now,
             duration=time.monotonic() - started_mono,
             results=results,
             error=None if error is None else error.message,
-            complete_listing=discovering,
         )
         self.store.apply_poll(name, outcome)
-        self.store.forget_final(name, now - self.config.forget_final_after)
+        self.store.forget_final(name, now - self.config.forget_final_after, now)
+        await self._sweep_tombstones(now)
         self.store.flush(name)
         release_free_memory()
         self._log_health(error)
         return outcome
+
+    async def _fetch(self, now: float, results: list[FetchResult]) -> None:
+        """Discovery where configured, then the due tasks; answers land in `results` as they come."""
+        due = self.store.due(self.config.name, now)
+        if self.config.tasks.discover and isinstance(self.provider, Discovering):
+            listing = await self._with_retries(self.provider.discover)
+            results.append(listing)
+            listed = set(listing.task_ids())
+            due = [t for t in due if t not in listed]
+        await self._fetch_batches(due, results)
+
+    async def _sweep_tombstones(self, now: float) -> None:
+        """Hourly: tombstones past their retention go, unless a configured source still lists them."""
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + TOMBSTONE_SWEEP_SECONDS
+        name = self.config.name
+        expiring = self.store.expiring_tombstones(name, now - self.config.tombstone_retention)
+        if expiring:
+            listed = await asyncio.to_thread(self.source.listed)  # reads the ID files: off the event loop
+            self.store.expire_tombstones(name, expiring, listed, now)
 
     async def _fetch_batches(self, due: Sequence[str], results: list[FetchResult]) -> None:
         """Fetch all batches, a few at a time; after the first failure no new batch starts."""
@@ -137,7 +160,8 @@ class TaskSetRunner:
                 try:
                     results.append(await self._with_retries(functools.partial(self.provider.fetch, batch)))
                 except ProviderError as err:
-                    failures.append(err)
+                    # Its traceback would hold the frames (and a refused body) in a cycle with this list.
+                    failures.append(err.with_traceback(None))
 
         # The account limiter caps concurrency across sets; this bounds the tasks we start.
         await asyncio.gather(*(worker() for _ in range(MAX_WORKERS)))

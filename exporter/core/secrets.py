@@ -7,12 +7,15 @@ turns up, as a second line of defence behind messages that never include it.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import traceback
 
 _known: set[str] = set()
 _lock = threading.Lock()
 MASK = "***"
+# scheme://user:password@host: the user-info part of any URL, wherever it is quoted.
+URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@?#]*@")
 
 class Secret:
     """A credential. `str()` and `repr()` show a mask; `reveal()` gives the value."""
@@ -40,7 +43,9 @@ class Secret:
         return hash(self._value)
 
 def redact(text: str) -> str:
-    """Mask every known secret in `text`."""
+    """Mask every known secret in `text`, and the credentials of every URL in it."""
+    if "@" in text:
+        text = URL_USERINFO.sub(rf"\1{MASK}@", text)
     with _lock:
         known = sorted(_known, key=len, reverse=True)
     for value in known:

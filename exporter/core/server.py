@@ -133,7 +133,7 @@ async def push_tasks(request: web.Request) -> web.Response:
     if bad is not None or len(ids) > MAX_PUSH_IDS:
         reason = f"at most {MAX_PUSH_IDS} IDs a request" if bad is None else "IDs are 1-256 printable characters"
         return web.json_response({"error": reason}, status=400)
-    added = runtime.store.track(name, ids, time.time())
+    added = runtime.store.track(name, ids, time.time(), "a push")
     runtime.store.flush(name)
     return web.json_response({"task_set": name, "added": added, "tracked": len(runtime.store.sets[name].tasks)})
 

@@ -12,13 +12,13 @@ import bisect
 import logging
 import sys
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from exporter.core.model import FetchResult, TaskState, TaskStatus
 from exporter.core.persist import FIELDS, StateFile
-from exporter.core.provider import Vocabulary
+from exporter.core.provider import IdSyntax, Vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,12 @@ OTHER = "other"
 DURATION_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0)
 POLL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 RATE_SMOOTHING = 0.3  # weight of the newest poll in the completion-rate average
+MISSING = "missing"  # provider status of a task left out of `not_found_after` answers in a row
+TOMBSTONE_HOUR = 3600.0  # tombstones keep the hour they were made or last listed in
+
+# A tombstone is (final state, hour). One shared tuple per distinct value, so a tombstone costs
+# its dict entry and nothing more.
+Tombstone = tuple[TaskState, int]
 
 
 class TaskRecord:
@@ -39,6 +45,7 @@ class TaskRecord:
         "first_seen",
         "last_seen",
         "message",
+        "misses",
         "not_before",
         "progress",
         "state",
@@ -57,6 +64,7 @@ class TaskRecord:
         self.first_seen = now
         self.last_seen: float | None = None
         self.not_before: float | None = None
+        self.misses = 0  # answers in a row that left this task out
 
 
 class Histogram:
@@ -102,7 +110,6 @@ class PollOutcome:
     duration: float
     results: Sequence[FetchResult]
     error: str | None = None  # None: the poll succeeded
-    complete_listing: bool = False  # results list every task the API knows (discovery)
 
 
 class SetState:
@@ -112,7 +119,12 @@ class SetState:
         self.name = name
         self.provider = provider
         self.vocabulary = vocabulary
+        self.id_syntax: IdSyntax | None = None
+        self.not_found_after = 3
         self.tasks: dict[str, TaskRecord] = {}
+        # Forgotten final tasks: ignored from every source while the tombstone lasts.
+        self.tombstones: dict[str, Tombstone] = {}
+        self._tomb_values: dict[Tombstone, Tombstone] = {}
         self.by_state: dict[TaskState, int] = dict.fromkeys(TaskState, 0)
         self.by_status: defaultdict[str, int] = defaultdict(int)
         self.faults: defaultdict[str, int] = defaultdict(int)
@@ -135,7 +147,8 @@ class SetState:
         # Tasks changed and dropped since the last save; kept only when there is a state file.
         self.keep_changes = keep_changes
         self.dirty: set[str] = set()
-        self.forgotten: set[str] = set()
+        self.forgotten: set[str] = set()  # tombstones made or renewed since the last save
+        self.unburied: set[str] = set()  # tombstones expired since the last save
         self._logged_unknown: set[tuple[str, str]] = set()
 
     # -- persistence ------------------------------------------------------------------
@@ -155,8 +168,9 @@ class SetState:
             "completion_rate": self.completion_rate,
         }
 
-    def restore(self, aggregates: dict[str, Any], rows: Iterable[tuple[Any, ...]]) -> None:
-        """Load saved aggregates and task rows (task_id, then persist.FIELDS) into this empty set."""
+    def restore(self, aggregates: dict[str, Any], rows: Iterable[tuple[Any, ...]],
+                tombstones: Iterable[tuple[str, TaskState, int]] = ()) -> None:
+        """Load saved aggregates, task rows (task_id, then persist.FIELDS) and tombstones into this empty set."""
         self.completed_total = int(aggregates["completed_total"])
         self.failed_total.update(aggregates["failed_total"])
         self.tallies.update({(c, label): v for c, label, v in aggregates["tallies"]})
@@ -173,17 +187,47 @@ class SetState:
                 setattr(rec, slot, value)
             self.tasks[task_id] = rec
             self._count(rec, +1)
+        for task_id, state, hour in tombstones:
+            self.tombstones[task_id] = self.tombstone(state, hour)
         self.baselined = True
+
+    # -- tombstones and accepted IDs ---------------------------------------------------
+    def tombstone(self, state: TaskState, hour: int) -> Tombstone:
+        """The shared (state, hour) value."""
+        key = (state, hour)
+        return self._tomb_values.setdefault(key, key)
+
+    def bury(self, task_id: str, state: TaskState, now: float) -> None:
+        self.tombstones[task_id] = self.tombstone(state, int(now // TOMBSTONE_HOUR))
+        if self.keep_changes:
+            self.forgotten.add(task_id)
+            self.dirty.discard(task_id)
+            self.unburied.discard(task_id)
+
+    def unbury(self, task_id: str) -> None:
+        if self.tombstones.pop(task_id, None) is not None and self.keep_changes:
+            self.unburied.add(task_id)
+            self.forgotten.discard(task_id)
+
+    def refused(self, task_id: str) -> str | None:
+        """Why an ID not tracked yet is not taken: "forgotten", "syntax", or None to take it."""
+        if task_id in self.tombstones:
+            return "forgotten"
+        if self.id_syntax is not None and not self.id_syntax.accepts(task_id):
+            return "syntax"
+        return None
+
+    def log_bad_ids(self, bad: Sequence[str], where: str) -> None:
+        """One line for the IDs of one read, push or answer that do not look like this provider's IDs."""
+        if bad:
+            what = self.id_syntax.description if self.id_syntax else "a task ID"
+            log.warning("skipped %d task IDs of set %s from %s that are not %s, e.g. %r",
+                        len(bad), self.name, where, what, bad[0][:100])
 
     # -- change sets, for the state file ---------------------------------------------
     def mark_changed(self, task_ids: Iterable[str]) -> None:
         if self.keep_changes:
             self.dirty.update(task_ids)
-
-    def mark_dropped(self, task_ids: Sequence[str]) -> None:
-        if self.keep_changes:
-            self.forgotten.update(task_ids)
-            self.dirty.difference_update(task_ids)
 
     # -- label bounding ---------------------------------------------------------------
     def bounded(self, kind: str, value: str, known: frozenset[str]) -> str:
@@ -231,16 +275,22 @@ class StateStore:
     def _changed(self) -> None:
         self.version += 1
 
-    def ensure_set(self, name: str, provider: str, vocabulary: Vocabulary) -> SetState:
+    def ensure_set(self, name: str, provider: str, vocabulary: Vocabulary, *,
+                   id_syntax: IdSyntax | None = None, not_found_after: int = 3) -> SetState:
         st = self.sets.get(name)
         if st is None or st.provider != provider:
             st = self.sets[name] = SetState(name, provider, vocabulary, keep_changes=self.persist is not None)
             saved = self.persist.load(name, provider) if self.persist else None
-            if saved is not None:
-                st.restore(*saved)
-                log.info("restored %d tasks of set %s", len(st.tasks), name)
+            if saved is not None and self.persist is not None:
+                try:
+                    st.restore(*saved)
+                except (KeyError, ValueError, TypeError, AttributeError) as err:
+                    raise self.persist.damaged(err, f"the aggregates of set {name}") from None
+                log.info("restored %d tasks and %d tombstones of set %s", len(st.tasks), len(st.tombstones), name)
             self._changed()
         st.vocabulary = vocabulary
+        st.id_syntax = id_syntax
+        st.not_found_after = not_found_after
         return st
 
     def retain_sets(self, names: Iterable[str]) -> None:
@@ -252,15 +302,25 @@ class StateStore:
         if self.persist:
             self.persist.drop_sets_except(keep)
 
-    def track(self, name: str, task_ids: Iterable[str], now: float) -> int:
-        """Start tracking these IDs (already tracked ones are left alone); returns how many were new."""
+    def track(self, name: str, task_ids: Iterable[str], now: float, where: str = "the config") -> int:
+        """Start tracking these IDs; returns how many were new.
+
+        Tracked IDs are left alone; forgotten ones (tombstones) are ignored; IDs that are not
+        the provider's syntax are skipped with one log line naming `where` they came from.
+        """
         st = self.sets[name]
-        new = []
+        new, bad = [], []
         for task_id in task_ids:
-            if task_id not in st.tasks:
+            if task_id in st.tasks:
+                continue
+            why = st.refused(task_id)
+            if why is None:
                 rec = st.tasks[task_id] = TaskRecord(now)
                 st._count(rec, +1)
                 new.append(task_id)
+            elif why == "syntax":
+                bad.append(task_id)
+        st.log_bad_ids(bad, where)
         if new:
             st.mark_changed(new)
             self._changed()
@@ -285,19 +345,19 @@ class StateStore:
         st = self.sets[name]
         now = outcome.started + outcome.duration
         completed = 0
+        bad: list[str] = []
         for result in outcome.results:
             for code in result.api_error_codes:
                 st.api_errors[st.bounded("API error code", code, st.vocabulary.api_error_codes)] += 1
             for status in result.statuses:
+                if status.task_id not in st.tasks and (why := st.refused(status.task_id)) is not None:
+                    if why == "syntax":  # a listing (discovery) named an ID we would never ask about
+                        bad.append(status.task_id)
+                    continue
                 completed += self._apply_status(st, status, now)
             st.mark_changed(result.task_ids())
-        if outcome.complete_listing and outcome.error is None:
-            seen = {task_id for result in outcome.results for task_id in result.task_ids()}
-            gone = [TaskStatus(task_id, TaskState.NOT_FOUND, rec.status) for task_id, rec in st.tasks.items()
-                    if rec.state is TaskState.PENDING and rec.last_seen is not None and task_id not in seen]
-            for status in gone:
-                completed += self._apply_status(st, status, now)
-            st.mark_changed(status.task_id for status in gone)
+            self._apply_omitted(st, result.omitted, now)
+        st.log_bad_ids(bad, "the provider's listing")
         st.poll_durations.observe(outcome.duration)
         st.polled = True
         st.baselined = st.baselined or outcome.error is None
@@ -309,11 +369,23 @@ class StateStore:
         st.last_poll = now
         self._changed()
 
+    def _apply_omitted(self, st: SetState, task_ids: Sequence[str], now: float) -> None:
+        """Pending tasks an answer left out are asked again; `not_found_after` misses make them not_found."""
+        for task_id in task_ids:
+            rec = st.tasks.get(task_id)
+            if rec is None or rec.state is not TaskState.PENDING:
+                continue
+            rec.misses += 1
+            if rec.misses >= st.not_found_after:
+                self._apply_status(st, TaskStatus(task_id, TaskState.NOT_FOUND, MISSING), now)
+            st.mark_changed((task_id,))
+
     def _apply_status(self, st: SetState, status: TaskStatus, now: float) -> int:
         """Apply one task's status; returns 1 when it newly became done."""
         vocab = st.vocabulary
         state = status.state
-        label = st.bounded("status", status.provider_status, vocab.statuses) or OTHER
+        label = MISSING if status.provider_status == MISSING else (
+            st.bounded("status", status.provider_status, vocab.statuses) or OTHER)
         failed = state is TaskState.ERROR
         fault = st.bounded("fault code", status.fault_code, vocab.fault_codes) if failed else ""
         progress = None if status.progress is None else max(0.0, min(1.0, status.progress))
@@ -343,6 +415,7 @@ class StateStore:
             rec.finished = status.finished
         rec.last_seen = now
         rec.not_before = status.not_before
+        rec.misses = 0
         if changed:
             st._count(rec, +1)
         if was_final or state is TaskState.PENDING or baseline:
@@ -385,17 +458,40 @@ class StateStore:
         else:
             st.eta = None
 
-    def forget_final(self, name: str, older_than: float) -> int:
-        """Stop tracking final tasks last seen before `older_than`; counters keep their totals."""
+    def forget_final(self, name: str, older_than: float, now: float) -> int:
+        """Stop tracking final tasks last seen before `older_than`, leaving a tombstone of each;
+        counters keep their totals."""
         st = self.sets[name]
         old = [tid for tid, rec in st.tasks.items()
                if rec.state.final and rec.last_seen is not None and rec.last_seen < older_than]
         for tid in old:
-            st._count(st.tasks.pop(tid), -1)
+            rec = st.tasks.pop(tid)
+            st._count(rec, -1)
+            st.bury(tid, rec.state, now)
         if old:
-            st.mark_dropped(old)
             self._changed()
         return len(old)
+
+    def expiring_tombstones(self, name: str, older_than: float) -> list[str]:
+        """Tombstones made or last listed before `older_than`."""
+        hour = int(older_than // TOMBSTONE_HOUR)
+        return [tid for tid, (_, made) in self.sets[name].tombstones.items() if made < hour]
+
+    def expire_tombstones(self, name: str, task_ids: Iterable[str], still_listed: Collection[str],
+                          now: float) -> int:
+        """Drop these tombstones, except those a configured source still lists: they are renewed."""
+        st = self.sets[name]
+        dropped = 0
+        for task_id in task_ids:
+            grave = st.tombstones.get(task_id)
+            if grave is None:
+                continue
+            if task_id in still_listed:
+                st.bury(task_id, grave[0], now)
+            else:
+                st.unbury(task_id)
+                dropped += 1
+        return dropped
 
     def flush(self, name: str) -> None:
         """Save what changed in the set since the last flush (no-op without a state file)."""
@@ -403,6 +499,7 @@ class StateStore:
         if st is None:
             return
         if self.persist is not None:
-            self.persist.save(st, st.aggregates(), st.dirty, st.forgotten)
+            self.persist.save(st, st.aggregates(), st.dirty, st.forgotten, st.unburied)
         st.dirty.clear()
         st.forgotten.clear()
+        st.unburied.clear()

@@ -22,7 +22,7 @@ from exporter.core.config import AccountConfig
 from exporter.core.errors import AuthFailed, BadResponse, ProviderError, Rejected, Throttled, Unavailable
 from exporter.core.http import HttpClient, HttpResponse
 from exporter.core.model import FetchResult, Tally, TaskState, TaskStatus
-from exporter.core.provider import AccountField, CounterSpec, Vocabulary
+from exporter.core.provider import AccountField, CounterSpec, IdSyntax, Vocabulary
 
 # -- config -----------------------------------------------------------------------------
 
@@ -34,6 +34,10 @@ UPLOADED_BYTES = "uploaded_bytes"
 # Documented as yyyy-MM-ddTHH:mm:ssZ (UTC), but a documented example has "2021-11-26 21:47:37".
 TIME_FORMATS = ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d %H:%M:%S")
 SIGNED_TEXT = re.compile(r"[\s:]*(?:server )?string to sign", re.IGNORECASE)
+ID_SYNTAX = {
+    TRACK_JOB_IDS: IdSyntax(re.compile(r"[A-Za-z0-9_-]{1,64}"), "a JobId (letters, digits, '_' or '-')"),
+    TRACK_UPLOAD_URLS: IdSyntax(re.compile(r"https?://[^\x00-\x1f\x7f]{1,2040}"), "an http(s) source URL"),
+}
 
 
 # -- status map -------------------------------------------------------------------------
@@ -99,6 +103,12 @@ class AliyunVod:
                     "(FileSize), counted once per job."),
     )
 
+    max_body_bytes: ClassVar[int] = 1024 * 1024  # 10 jobs
+
+    @classmethod
+    def task_id_syntax(cls, options: Mapping[str, Any]) -> IdSyntax:
+        return ID_SYNTAX.get(str(options.get("track")), ID_SYNTAX[TRACK_JOB_IDS])
+
     def __init__(self, account: AccountConfig, http: HttpClient) -> None:
         self._http = http
         self._url = account.endpoint
@@ -107,7 +117,7 @@ class AliyunVod:
         self._by_url = account.options.get("track") == TRACK_UPLOAD_URLS
 
     async def fetch(self, task_ids: Sequence[str]) -> FetchResult:
-        """Statuses of these jobs; IDs in NonExists (or not answered at all) are not_found."""
+        """Statuses of these jobs; IDs in NonExists are not_found, IDs not answered at all are omitted."""
         query = signed_query(self._params(task_ids), self._key_secret)
         body = await self._http.call("GET", f"{self._url}?{query}", _parse_body)
         return _result(body, task_ids, self._by_url)
@@ -187,8 +197,8 @@ def _result(body: Mapping[str, Any], task_ids: Sequence[str], by_url: bool) -> F
             found[task_id] = status
     missing = {asked[i] for i in _non_exists(body.get("NonExists")) if i in asked}
     statuses = [s for t, s in found.items() if t not in missing]
-    statuses += [TaskStatus(t, TaskState.NOT_FOUND, "") for t in task_ids if t in missing or t not in found]
-    return FetchResult(statuses)
+    statuses += [TaskStatus(t, TaskState.NOT_FOUND, "") for t in task_ids if t in missing]
+    return FetchResult(statuses, omitted=[t for t in task_ids if t not in missing and t not in found])
 
 
 def _aliases(task_ids: Sequence[str], by_url: bool) -> dict[str, str]:

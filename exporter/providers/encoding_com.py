@@ -9,14 +9,14 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 from xml.etree.ElementTree import Element, SubElement, tostring
 
 from exporter.core.config import AccountConfig
 from exporter.core.errors import AuthFailed, BadResponse, ProviderError, Rejected, Throttled, Unavailable
 from exporter.core.http import HttpClient, HttpResponse
 from exporter.core.model import FetchResult, Tally, TaskState, TaskStatus
-from exporter.core.provider import AccountField, CounterSpec, Vocabulary
+from exporter.core.provider import AccountField, CounterSpec, IdSyntax, Vocabulary
 from exporter.core.secrets import redact
 
 # -- config -----------------------------------------------------------------------------
@@ -25,6 +25,7 @@ MEDIA_CAP = 100  # our hard cap of media IDs per call; the API documents none
 MEDIA_PER_REQUEST = 25  # default of the account's max_media_per_request
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # UTC, no zone; "0000-00-00 00:00:00" means not yet
 TEXT_CAP = 200  # characters of an API text kept in a message
+ID_SYNTAX = IdSyntax(re.compile(r"[0-9]{1,20}"), "a numeric media ID")
 
 
 # -- status map -------------------------------------------------------------------------
@@ -47,6 +48,7 @@ API_ERRORS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("maintenance", re.compile(r"maintenance|temporar|try again|unavailable", re.I)),
 )
 OTHER_CODE = "other"
+CALL_ERRORS = frozenset({"auth", "rate_limit", "maintenance"})  # codes that fail the whole call
 
 # Bounded reasons for a destination's "Error (...)"; no URL or free text reaches a label.
 DESTINATION_REASONS: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -82,6 +84,12 @@ class EncodingCom:
                     "by reason (access_denied, not_found, timeout, connection, other).", label="reason"),
     )
 
+    max_body_bytes: ClassVar[int] = 4 * 1024 * 1024  # 100 media with their formats in extended mode
+
+    @classmethod
+    def task_id_syntax(cls, options: Mapping[str, Any]) -> IdSyntax:
+        return ID_SYNTAX
+
     def __init__(self, account: AccountConfig, http: HttpClient) -> None:
         self._http = http
         self._url = account.endpoint
@@ -91,15 +99,18 @@ class EncodingCom:
         self.account_batch_size = max(1, min(MEDIA_CAP, MEDIA_PER_REQUEST if wanted is None else int(wanted)))
 
     async def fetch(self, task_ids: Sequence[str]) -> FetchResult:
-        """Statuses of these media; IDs the API does not know (or no longer knows) are not_found."""
+        """Statuses of these media; IDs an error names as unknown are not_found, and media an
+        answer leaves out without naming them are omitted."""
         statuses: list[TaskStatus] = []
         codes: list[str] = []
+        omitted: list[str] = []
         step = self.account_batch_size  # the scheduler's batches fit; a longer list is split
         for i in range(0, len(task_ids), step):
             answer = await self._get_status(task_ids[i : i + step])
             statuses.extend(answer.statuses)
             codes.extend(answer.codes)
-        return FetchResult(statuses, api_error_codes=codes)
+            omitted.extend(answer.omitted)
+        return FetchResult(statuses, api_error_codes=codes, omitted=omitted)
 
     # -- request ------------------------------------------------------------------------
 
@@ -111,11 +122,13 @@ class EncodingCom:
             return answer.resolve(ids)
         statuses = [TaskStatus(t, TaskState.NOT_FOUND, "") for t in ids if t in answer.unknown]
         codes = list(answer.codes)
+        omitted: list[str] = []
         for task_id in [t for t in ids if t not in answer.unknown]:
             single = (await self._call([task_id])).resolve([task_id])
             statuses.extend(single.statuses)
             codes.extend(single.codes)
-        return _Resolved(statuses, tuple(codes))
+            omitted.extend(single.omitted)
+        return _Resolved(statuses, tuple(codes), omitted)
 
     async def _call(self, ids: Sequence[str]) -> _Answer:
         query = Element("query")
@@ -139,16 +152,21 @@ class _Answer:
     refused: bool = False  # an unknown media ID and no media at all: the call was refused
 
     def resolve(self, ids: Sequence[str]) -> _Resolved:
-        """Statuses of exactly these IDs: what the API reported, else not_found."""
-        return _Resolved([self.statuses.get(t) or TaskStatus(t, TaskState.NOT_FOUND, "") for t in ids], self.codes)
+        """Statuses of these IDs: what the API reported, not_found where an error named the ID,
+        and the rest omitted."""
+        unknown = set(ids) if self.refused and len(ids) == 1 else self.unknown  # a lone media refused
+        statuses = [self.statuses.get(t) or TaskStatus(t, TaskState.NOT_FOUND, "") for t in ids
+                    if t in self.statuses or t in unknown]
+        return _Resolved(statuses, self.codes, [t for t in ids if t not in self.statuses and t not in unknown])
 
 
 @dataclass(frozen=True, slots=True)
 class _Resolved:
-    """Statuses of exactly the IDs asked for, and the error codes that came along."""
+    """Statuses of the IDs asked for, the error codes that came along, and the IDs left out."""
 
     statuses: list[TaskStatus]
     codes: tuple[str, ...]
+    omitted: list[str]
 
 
 def _parse_answer(response: HttpResponse) -> _Answer:
@@ -159,14 +177,17 @@ def _parse_answer(response: HttpResponse) -> _Answer:
         raise BadResponse(f"expected <response> from {response.where}, got <{root.tag[:40]}>")
     texts = [_clean(e.text or "") for e in root.findall("errors/error")]
     codes = tuple(_api_code(t) for t in texts)
-    fatal = [c for c in codes if c != "wrong_mediaid"]
-    if fatal:
-        raise _api_error(fatal, texts, response.where)
     jobs = root.findall("job") or ([root] if root.find("id") is not None else [])
     statuses = {s.task_id: s for s in map(_status, jobs)}
+    # Errors that concern the whole call fail it; other unknown texts beside media that did
+    # parse (an expired media worded differently) are counted and the media kept.
+    fatal = [c for c in codes if c in CALL_ERRORS or (c == OTHER_CODE and not statuses)]
+    if fatal:
+        raise _api_error(fatal, texts, response.where)
     if not statuses and not codes:  # not a reason to call every media of the batch not_found
         raise BadResponse(f"no media and no error in the GetStatus answer from {response.where}")
-    unknown = frozenset(word for t in texts for word in re.findall(r"[\w-]+", t))
+    named = [t for t, c in zip(texts, codes, strict=True) if c == "wrong_mediaid"]
+    unknown = frozenset(word for t in named for word in re.findall(r"[\w-]+", t))
     return _Answer(statuses, codes, unknown, refused=bool(codes) and not statuses)
 
 
@@ -248,7 +269,7 @@ def _api_error(codes: Sequence[str], texts: Sequence[str], where: str) -> Provid
         return AuthFailed(f"{message}; check the account's userid and userkey (the encoding.com user ID "
                           "and user key)", api_code="auth")
     if "rate_limit" in codes:
-        return Throttled(message, api_code="rate_limit", retry_after=60.0)
+        return Throttled(message, api_code="rate_limit", pause=60.0)
     if "maintenance" in codes:
-        return Unavailable(message, api_code="maintenance", retry_after=60.0)
+        return Unavailable(message, api_code="maintenance", pause=60.0)
     return Rejected(message, api_code=codes[0])

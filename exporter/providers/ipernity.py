@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -14,23 +15,22 @@ from exporter.core.config import AccountConfig
 from exporter.core.errors import AuthFailed, ProviderError, Rejected, Throttled, Unavailable
 from exporter.core.http import HttpClient, HttpResponse
 from exporter.core.model import FetchResult, TaskState, TaskStatus
-from exporter.core.provider import AccountField, CounterSpec, Vocabulary
+from exporter.core.provider import AccountField, CounterSpec, IdSyntax, Vocabulary
 
 # -- config -----------------------------------------------------------------------------
 
 ENDPOINT = "https://api.ipernity.com/api/"  # a method's URL is <endpoint><method>/json
 METHOD = "upload.checkTickets"
 TICKETS_LIMIT = 50  # the API's cap of tickets per call
+# Tickets go comma-separated in one parameter: no comma, space or other separator in one.
+ID_SYNTAX = IdSyntax(re.compile(r"[A-Za-z0-9_-]{1,64}"), "an upload ticket (letters, digits, '_' or '-')")
 
 
 # -- status map -------------------------------------------------------------------------
 
 # The API has no status word: a ticket is done, invalid, or neither (still processing).
-# "missing" is a ticket the answer left out, which we cannot ask about any better.
-DONE, INVALID, PENDING, MISSING = "done", "invalid", "pending", "missing"
-STATES: Mapping[str, TaskState] = {
-    DONE: TaskState.DONE, INVALID: TaskState.NOT_FOUND, PENDING: TaskState.PENDING, MISSING: TaskState.NOT_FOUND,
-}
+DONE, INVALID, PENDING = "done", "invalid", "pending"
+STATES: Mapping[str, TaskState] = {DONE: TaskState.DONE, INVALID: TaskState.NOT_FOUND, PENDING: TaskState.PENDING}
 
 NOT_FOUND_CODE = "1"  # some or all tickets not found; the answer does not say which
 RETRYABLE_CODES = frozenset({"500", "501", "503"})
@@ -45,7 +45,8 @@ AUTH_HINTS = {
     "107": "the auth_token is invalid or expired: authorize the application again and set the new token",
     "108": "the ipernity account of the auth_token is closed",
     "109": "the application or account is blocklisted: contact ipernity",
-    "110": "the auth_token lacks the permission: authorize the application with read access to docs",
+    "110": "the auth_token lacks the permission: upload.checkTickets needs doc write; authorize the "
+           "application with write access to docs and set the new token",
     "111": "this IP address is not allowed for the api_key: allow it in the application's settings",
 }
 THROTTLE_WAIT = {"112": 60.0, "113": 5.0}  # app quota (per hour or day) or client-IP rate (per second to hour)
@@ -61,7 +62,9 @@ class Ipernity:
     account_fields: ClassVar[Sequence[AccountField]] = (
         AccountField("api_key", "secret", "the application's API key", required=True),
         AccountField("api_secret", "secret", "the application's secret, to sign requests", required=True),
-        AccountField("auth_token", "secret", "the user's auth token; none for an unauthenticated call"),
+        # upload.checkTickets is a signed call with a token holding the doc write permission.
+        AccountField("auth_token", "secret", "the user's auth token, authorized with doc write permission",
+                     required=True),
     )
     vocabulary: ClassVar[Vocabulary] = Vocabulary(
         statuses=frozenset(STATES),
@@ -70,26 +73,33 @@ class Ipernity:
                                    *RETRYABLE_CODES}),
     )
     counters: ClassVar[Sequence[CounterSpec]] = ()
+    max_body_bytes: ClassVar[int] = 1024 * 1024  # 50 tickets
+
+    @classmethod
+    def task_id_syntax(cls, options: Mapping[str, Any]) -> IdSyntax:
+        return ID_SYNTAX
 
     def __init__(self, account: AccountConfig, http: HttpClient) -> None:
         self._http = http
         self._url = f"{account.endpoint.rstrip('/')}/{METHOD}/json"
         self._api_key = account.secret("api_key")
         self._api_secret = account.secret("api_secret")
-        self._auth_token = account.secret("auth_token") if account.options.get("auth_token") else ""
+        self._auth_token = account.secret("auth_token")
 
     async def fetch(self, task_ids: Sequence[str]) -> FetchResult:
         """Statuses of these tickets; a pending one is not due again before its ETA has passed."""
         statuses: list[TaskStatus] = []
         etas: list[float] = []
-        await self._check(list(task_ids), statuses, etas)
-        return FetchResult(statuses, max(etas) if etas else None)
+        omitted: list[str] = []
+        await self._check(list(task_ids), statuses, etas, omitted)
+        return FetchResult(statuses, max(etas) if etas else None, omitted=omitted)
 
     # -- request ------------------------------------------------------------------------
 
-    async def _check(self, tickets: list[str], statuses: list[TaskStatus], etas: list[float]) -> None:
+    async def _check(self, tickets: list[str], statuses: list[TaskStatus], etas: list[float],
+                     omitted: list[str]) -> None:
         """One call; error 1 halves the batch until a lone ticket answers it (at most 2n-1 calls)."""
-        parse = functools.partial(_parse_tickets, tickets, now=self._http.clock())
+        parse = functools.partial(_parse_tickets, now=self._http.clock())
         try:
             found, eta = await self._http.call("POST", self._url, parse, data=self._form(tickets))
         except TicketsNotFound:
@@ -97,17 +107,16 @@ class Ipernity:
                 statuses.extend(TaskStatus(t, TaskState.NOT_FOUND, INVALID) for t in tickets)
                 return
             half = len(tickets) // 2
-            await self._check(tickets[:half], statuses, etas)
-            await self._check(tickets[half:], statuses, etas)
+            await self._check(tickets[:half], statuses, etas, omitted)
+            await self._check(tickets[half:], statuses, etas, omitted)
             return
-        statuses.extend(found)
+        statuses.extend(s for t in tickets if (s := found.get(t)) is not None)
+        omitted.extend(t for t in tickets if t not in found)
         if eta is not None:
             etas.append(eta)
 
     def _form(self, tickets: Sequence[str]) -> dict[str, str]:
-        params = {"api_key": self._api_key, "tickets": ",".join(tickets)}
-        if self._auth_token:
-            params["auth_token"] = self._auth_token
+        params = {"api_key": self._api_key, "auth_token": self._auth_token, "tickets": ",".join(tickets)}
         return {**params, "api_sig": sign(params, METHOD, self._api_secret)}
 
 
@@ -124,15 +133,12 @@ class TicketsNotFound(Rejected):
     """Error 1: some or all of the asked tickets are unknown."""
 
 
-def _parse_tickets(
-    asked: Sequence[str], response: HttpResponse, *, now: float
-) -> tuple[list[TaskStatus], float | None]:
-    """The asked tickets' statuses (left-out ones as missing) and the batch's global ETA."""
+def _parse_tickets(response: HttpResponse, *, now: float) -> tuple[dict[str, TaskStatus], float | None]:
+    """The answered tickets' statuses by ID, and the batch's global ETA."""
     tickets = _payload(response)["tickets"]
     items = tickets.get("ticket") or []
-    by_id = {str(item["id"]): item for item in ([items] if isinstance(items, dict) else items)}
-    statuses = [_status(by_id[t], now) if t in by_id else TaskStatus(t, TaskState.NOT_FOUND, MISSING) for t in asked]
-    return statuses, _number(tickets.get("eta"))
+    statuses = (_status(item, now) for item in ([items] if isinstance(items, dict) else items))
+    return {s.task_id: s for s in statuses}, _number(tickets.get("eta"))
 
 
 def _payload(response: HttpResponse) -> Mapping[str, Any]:
@@ -177,7 +183,7 @@ def _api_error(api: Mapping[str, Any], where: str) -> ProviderError:
     if code in AUTH_HINTS:
         return AuthFailed(f"{message}; {AUTH_HINTS[code]}", api_code=code)
     if code in THROTTLE_CODES:
-        return Throttled(message, api_code=code, retry_after=THROTTLE_WAIT[code])
+        return Throttled(message, api_code=code, pause=THROTTLE_WAIT[code])
     if code in RETRYABLE_CODES:
         return Unavailable(message, api_code=code)
     return Rejected(message, api_code=code)

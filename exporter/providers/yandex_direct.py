@@ -5,6 +5,7 @@ Sections, in the order every provider module keeps: config, request, parse, stat
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -12,13 +13,15 @@ from exporter.core.config import AccountConfig
 from exporter.core.errors import AuthFailed, BadResponse, ProviderError, Rejected, Throttled, Unavailable
 from exporter.core.http import HttpClient, HttpResponse
 from exporter.core.model import FetchResult, LazyStatuses, TaskState, TaskStatus
-from exporter.core.provider import AccountField, CounterSpec, Vocabulary
+from exporter.core.provider import AccountField, CounterSpec, IdSyntax, Vocabulary
 
 # -- config -----------------------------------------------------------------------------
 
 PAGE_LIMIT = 10_000  # the API's cap of tasks per response
 LOGINS_PER_CALL = 10  # the API's cap of agency client logins per call
 MAX_PAGES = 1_000  # bounds every paging loop, whatever TotalObjectsCount says
+ID_SYNTAX = IdSyntax(re.compile(r"[1-9][0-9]{0,17}"), "a positive integer (an AdImageUploadTaskID)")
+TEXT_CAP = 200  # characters of an API text kept in a message
 
 
 # -- status map -------------------------------------------------------------------------
@@ -60,6 +63,11 @@ class YandexDirect:
         api_error_codes=RETRYABLE_CODES | THROTTLE_CODES | AUTH_CODES,
     )
     counters: ClassVar[Sequence[CounterSpec]] = ()
+    max_body_bytes: ClassVar[int] = 32 * 1024 * 1024  # a page of 10,000 tasks with long URLs
+
+    @classmethod
+    def task_id_syntax(cls, options: Mapping[str, Any]) -> IdSyntax:
+        return ID_SYNTAX
 
     def __init__(self, account: AccountConfig, http: HttpClient) -> None:
         self._http = http
@@ -72,15 +80,18 @@ class YandexDirect:
         ] or [()]
 
     async def fetch(self, task_ids: Sequence[str]) -> FetchResult:
-        """Statuses of these tasks; IDs the API no longer knows (about a day's retention) are not_found."""
-        wanted = set(task_ids)
+        """Statuses of these tasks. The API drops tasks after about a day without saying so: IDs
+        its answers leave out are omitted, and not_found once the core has seen that often enough."""
+        # IDs are checked where they enter; this is the last guard, as an empty list would ask for all.
+        asked = [t for t in task_ids if ID_SYNTAX.accepts(t)]
+        wanted = set(asked)
         found: dict[str, _Item] = {}
-        for logins in self._login_groups:
-            async for item in self._items(logins, list(task_ids)):
+        for logins in self._login_groups if asked else ():
+            async for item in self._items(logins, asked):
                 if item[0] in wanted:
                     found[item[0]] = item
-        missing = [TaskStatus(t, TaskState.NOT_FOUND, "") for t in task_ids if t not in found]
-        return FetchResult(LazyStatuses(list(found.values()), _status, missing))
+        omitted = [t for t in task_ids if t not in found]
+        return FetchResult(LazyStatuses(list(found.values()), _status), omitted=omitted)
 
     async def discover(self) -> FetchResult:
         """Every task of about the last day: an empty selection lists them all."""
@@ -92,26 +103,28 @@ class YandexDirect:
     # -- request ------------------------------------------------------------------------
 
     async def _items(self, logins: Sequence[str], task_ids: Sequence[str]) -> AsyncIterator[_Item]:
-        """Page through CheckUploadStatus until TotalObjectsCount is reached (bounded)."""
-        offset, pages, total = 0, 0, None
-        while pages < MAX_PAGES and (total is None or offset < total):
+        """Page through CheckUploadStatus until TotalObjectsCount is reached (bounded); without a
+        total (it may be null), until a page is not full."""
+        offset, pages = 0, 0
+        while True:
+            if pages >= MAX_PAGES:
+                raise BadResponse(f"more than {MAX_PAGES} pages of upload tasks; narrow the selection")
             body = self._body(logins, task_ids, offset)
             page, total = await self._http.call("POST", self._url, _parse_page, json_body=body)
             for item in page:
                 yield item
             pages += 1
-            if not page:  # the API ran out before its own total: nothing more to ask
-                break
             offset += len(page)
-        if total is not None and offset < total and pages >= MAX_PAGES:
-            raise BadResponse(f"more than {MAX_PAGES} pages of upload tasks; narrow the selection")
+            # An empty page: the API ran out before its own total, nothing more to ask.
+            if not page or (offset >= total if total is not None else len(page) < PAGE_LIMIT):
+                return
 
     def _body(self, logins: Sequence[str], task_ids: Sequence[str], offset: int) -> dict[str, Any]:
         criteria: dict[str, Any] = {"Limit": PAGE_LIMIT, "Offset": offset}
         if logins:
             criteria["Logins"] = list(logins)
         if task_ids:
-            criteria["AdImageUploadTaskIDS"] = [int(t) if t.isdigit() else t for t in task_ids]
+            criteria["AdImageUploadTaskIDS"] = [int(t) for t in task_ids]  # an integer array in the API's schema
         return {
             "method": "AdImage",
             "token": self._token,
@@ -126,7 +139,7 @@ class YandexDirect:
 _Item = tuple[str, str, Any]  # task ID, Status, and Error where the status is Error
 
 
-def _parse_page(response: HttpResponse) -> tuple[list[_Item], int]:
+def _parse_page(response: HttpResponse) -> tuple[list[_Item], int | None]:
     """One page: its tasks (decoded into statuses when applied) and TotalObjectsCount."""
     if response.status >= 500 or response.status == 429:
         response.raise_for_status()
@@ -138,8 +151,8 @@ def _parse_page(response: HttpResponse) -> tuple[list[_Item], int]:
     response.raise_for_status()
     data = body["data"]
     uploads = data.get("AdImageUploads") or []
-    total = int(data.get("TotalObjectsCount", len(uploads)))
-    return [_item(item) for item in uploads], total
+    total = data.get("TotalObjectsCount")  # nillable in the API's schema
+    return [_item(item) for item in uploads], None if total is None else int(total)
 
 
 def _item(item: Mapping[str, Any]) -> _Item:
@@ -168,13 +181,14 @@ def _status(task_id: str, raw: str, error: Any) -> TaskStatus:
 
 def _api_error(body: Mapping[str, Any], where: str) -> ProviderError:
     code = str(body.get("error_code"))
-    text = str(body.get("error_str", ""))[:200]
+    # error_str names the kind of error; error_detail says what is wrong ("Invalid OAuth token").
+    text = "; ".join(str(body[k]) for k in ("error_str", "error_detail") if body.get(k))[:TEXT_CAP]
     message = f"API error {code} from {where}: {text}"
     if code in AUTH_CODES:
         return AuthFailed(f"{message}; {AUTH_HINTS[code]}", api_code=code)
     if code in THROTTLE_CODES:
         # Units spent or too many connections: a minute's pause is the least that helps.
-        return Throttled(message, api_code=code, retry_after=60.0 if code == "152" else 5.0)
+        return Throttled(message, api_code=code, pause=60.0 if code == "152" else 5.0)
     if code in RETRYABLE_CODES:
         return Unavailable(message, api_code=code)
     return Rejected(message, api_code=code)
