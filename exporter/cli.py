@@ -22,7 +22,7 @@ from aiohttp import web
 from exporter import __version__, logs
 from exporter.core import config as config_mod
 from exporter.core import webconfig
-from exporter.core.errors import ConfigError
+from exporter.core.errors import ConfigError, StateFileError
 from exporter.core.memory import tune_collector
 from exporter.core.persist import StateFile
 from exporter.core.server import Runtime, make_app
@@ -89,8 +89,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as err:
         print(f"invalid configuration:\n{err}", file=sys.stderr)
         return 2
+    except StateFileError as err:
+        log.error("%s", err)
+        return 1
     except sqlite3.Error as err:
-        log.error("cannot use the state file %s: %s", args.state_file, err)
+        log.error("cannot use the state file %s: %s; move it aside or restore a backup", args.state_file, err)
         return 1
     except OSError as err:
         log.error("cannot listen on %s: %s", args.listen, err.strerror or err)

@@ -126,3 +126,35 @@ def test_example_config_is_valid(monkeypatch):
         monkeypatch.setenv(var, "example-secret")
     cfg = config_mod.load(REPO / "config.example.yaml", PROVIDERS)
     assert {ts.provider for ts in cfg.task_sets} <= set(PROVIDERS)
+
+
+def test_url_credentials_are_never_quoted_back(tmp_path):
+    """An endpoint with user:password in it, wrong in some other way: the error masks the credentials."""
+    import os
+
+    endpoint = "ftp://deploy:PASSWORD-in-url@api.example.com/"
+    text = GOOD.replace("    token: {env: CFG_TEST_TOKEN}",
+                        f"    token: {{env: CFG_TEST_TOKEN}}\n    endpoint: {endpoint}")
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        config_mod.load(path, PROVIDERS)
+    assert "PASSWORD" not in str(caught.value) and "accounts.direct.endpoint" in str(caught.value)
+    assert "ftp://***@api.example.com/" in str(caught.value)
+    cli = run_cli("--check-config", f"--config.file={path}", env={**os.environ, "CFG_TEST_TOKEN": "t0ken-xyz"})
+    assert cli.returncode == 2 and "PASSWORD" not in cli.stderr + cli.stdout
+
+
+def test_a_damaged_state_file_stops_the_start_with_one_line(tmp_path):
+    import os
+
+    state = tmp_path / "state.db"
+    state.write_bytes(b"not a database, whatever its name says\n" * 200)
+    config = write(tmp_path, GOOD.replace("tasks: {ids: [1, 2], discover: true}", "tasks: {ids: [1, 2]}")
+                   .replace("provider: yandex_direct", "provider: yandex_direct\n    endpoint: http://127.0.0.1:9/"))
+    from tests.test_server import free_port
+
+    run = run_cli(f"--config.file={config}", f"--state.file={state}", f"--web.listen-address=127.0.0.1:{free_port()}",
+                  env={**os.environ, "CFG_TEST_TOKEN": "t0ken-xyz"})
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert len(lines) == 1 and str(state) in lines[0] and "move it aside" in lines[0]

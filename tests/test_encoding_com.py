@@ -300,3 +300,17 @@ async def test_secrets_never_in_logs_metrics_or_errors(sim, harness, clock, capl
         for record in caplog_all.records:
             assert secret not in record.getMessage()
     assert USERID not in metrics  # not a secret, but no label carries it
+
+
+async def test_an_unknown_error_beside_valid_media_keeps_the_media(sim, harness, clock):
+    """An expired media worded in a way we do not know must not freeze the whole set."""
+    from exporter.core.http import HttpResponse
+    from exporter.providers.encoding_com import _parse_answer
+
+    body = (b'<?xml version="1.0"?><response><job><id>11</id><status>Finished</status></job>'
+            b"<job><id>12</id><status>Processing</status></job>"
+            b"<errors><error>Media 13 has expired and was purged</error></errors></response>")
+    answer = _parse_answer(HttpResponse(200, {}, body, "manage.encoding.com/"))
+    resolved = answer.resolve(["11", "12", "13"])
+    assert [s.task_id for s in resolved.statuses] == ["11", "12"]
+    assert resolved.codes == ("other",) and resolved.omitted == ["13"]  # asked again, not_found after N

@@ -81,6 +81,10 @@ async def test_endpoints_and_readiness(sim, tmp_path):
         path.write_text("accounts: {}\n")
         async with client.post(base + "/-/reload") as r:
             assert r.status == 500 and "accounts" in await r.text()
+        path.write_text(CONFIG.format(url="ftp://user:PASSWORD@api.example.com/", interval="never"))
+        async with client.post(base + "/-/reload") as r:
+            body = await r.text()
+            assert r.status == 500 and "interval" in body and "PASSWORD" not in body and "ftp://***@" in body
         async with client.get(base + "/metrics") as r:
             assert "banners" in await r.text()
         path.write_text(CONFIG.format(url=sim.url, interval=2).replace("banners", "logos"))

@@ -196,3 +196,40 @@ def test_an_item_that_would_not_decode_fails_the_parse(item):
 
 def response(body: Any) -> HttpResponse:
     return HttpResponse(200, {}, json.dumps(body).encode(), "api.direct.yandex.ru/live/v4/json/")
+
+
+async def test_ids_that_are_not_task_ids_are_refused_or_skipped_and_never_sent(sim, harness, clock, tmp_path,
+                                                                             caplog_all):
+    """AdImageUploadTaskIDS is an integer array: one typo must not put the set down for good."""
+    from exporter.core.errors import ConfigError
+
+    good = sim.add_task(duration=5).task_id
+    with pytest.raises(ConfigError, match=r"tasks\.ids\[1\]: expected a positive integer"):
+        harness(config(sim, {"ids": [good, "12x45"]}))
+    ids_file = tmp_path / "ids.txt"
+    ids_file.write_text(f"{good}\nabc\n 12 34\n")
+    sim.add_task(duration=5, task_id="9" * 22)  # even the API's own listing cannot slip one in: over int64
+    h = harness(config(sim, {"files": [str(ids_file)], "discover": True}))
+    assert h.store.track("banners", ["-7", good, "0x10"], clock(), "a push") == 1
+    clock.advance(10)
+    await h.poll()
+    assert h.value("upload_poll_up") == 1
+    assert list(h.store.sets["banners"].tasks) == [good]
+    assert all(i.isdigit() for c in sim.calls for i in c.ids)
+    skipped = [r.getMessage() for r in caplog_all.records if r.getMessage().startswith("skipped")]
+    assert len(skipped) == 3  # one line per read, push and answer, however many IDs it held
+    assert any("from file" in m and "2 task IDs" in m for m in skipped)
+    assert any("from a push" in m for m in skipped) and any("listing" in m for m in skipped)
+
+
+def test_a_null_total_is_read_as_unknown():
+    """TotalObjectsCount is nillable in the API's schema."""
+    items, total = yandex_direct._parse_page(response({"data": {"AdImageUploads": [], "TotalObjectsCount": None}}))
+    assert items == [] and total is None
+
+
+def test_an_api_error_keeps_what_its_detail_says():
+    body = {"error_code": 53, "error_str": "Authorization error", "error_detail": "Invalid OAuth token"}
+    with pytest.raises(Exception) as caught:
+        yandex_direct._parse_page(response(body))
+    assert "Authorization error; Invalid OAuth token" in str(caught.value)
