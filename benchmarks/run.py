@@ -15,7 +15,7 @@ import platform
 import sys
 import time
 
-from benchmarks import calls, common, ingest, ratecap, scale
+from benchmarks import calls, common, ingest, ratecap, scale, tombstones
 from exporter.core.memory import tune_collector
 
 CALL_TASKS, CALL_CYCLES = 1_000, 4
@@ -23,6 +23,8 @@ SIZES = (1_000, 10_000, 100_000)
 INGEST = {"yandex_direct": 100_000, "ipernity": 10_000, "encoding_com": 10_000, "aliyun_vod": 10_000}
 INGEST_BASELINE_TASKS = 1_000
 RATE_JOBS = 20_000
+TOMBSTONE_COUNTS = (100_000, 1_000_000)
+TOMBSTONE_TARGET_BYTES = 64
 
 SCRAPE_P99_TARGET = 0.005
 SCRAPE_RATIO_TARGET = 20.0
@@ -109,6 +111,13 @@ async def run(profile: bool) -> list[tuple[str, bool, str]]:
             str(rate.baseline_throttled)]])
     checks.append((f"VOD calls in any one second <= {rate.cap:.0f}", rate.max_per_second <= rate.cap,
                    f"{rate.max_per_second} (baseline {rate.baseline_max_per_second})"))
+
+    tombs = [(n, tombstones.bytes_per_tombstone(n)) for n in TOMBSTONE_COUNTS]
+    table(f"Tombstones: traced bytes per forgotten ID beyond the ID string ({tombstones.HOURS} distinct hours)",
+          ["tombstones", "bytes each"], [[f"{n:,}", f"{b:.1f}"] for n, b in tombs])
+    worst_tomb = max(b for _, b in tombs)
+    checks.append((f"a tombstone <= {TOMBSTONE_TARGET_BYTES} bytes beyond its ID",
+                   worst_tomb <= TOMBSTONE_TARGET_BYTES, f"{worst_tomb:.1f} bytes"))
 
     if profile:
         await profile_ingest()
