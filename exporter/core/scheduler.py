@@ -109,7 +109,7 @@ class TaskSetRunner:
             async with asyncio.timeout(self.config.poll_timeout):
                 await self._fetch(now, results)
         except ProviderError as err:
-            error = err
+            error = err.with_traceback(None)  # its frames would hold this poll's answers in a cycle
         except TimeoutError:
             error = Unavailable(f"the poll passed its deadline of {self.config.poll_timeout:g}s (poll_timeout); "
                                 f"{len(results)} answers applied", result="timeout")
