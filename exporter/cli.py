@@ -131,12 +131,14 @@ async def serve(args: argparse.Namespace, host: str | None, port: int) -> int:
         await web.TCPSite(runner, host, port, ssl_context=web_config.ssl_context).start()
         log.info("upload-status-exporter %s listening on %s (%d task sets)", __version__, args.listen,
                  len(cfg.task_sets))
-        stop = asyncio.Event()
+        stop = runtime.stopping
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(_reload(runtime)))
         await stop.wait()
+        if runtime.fatal is not None:
+            raise runtime.fatal
         log.info("stopping")
     return 0
 

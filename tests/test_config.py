@@ -144,17 +144,49 @@ def test_url_credentials_are_never_quoted_back(tmp_path):
     assert cli.returncode == 2 and "PASSWORD" not in cli.stderr + cli.stdout
 
 
-def test_a_damaged_state_file_stops_the_start_with_one_line(tmp_path):
+@pytest.mark.parametrize("damage", ["not a database", "aggregates", "task row"])
+def test_a_damaged_state_file_stops_the_start_with_one_line(tmp_path, damage):
+    """Found when the file is opened, or while a set is restored after the start: one error
+    line naming the file and what to do, exit 1, and the file left as it was."""
     import os
+    import sqlite3
 
-    state = tmp_path / "state.db"
-    state.write_bytes(b"not a database, whatever its name says\n" * 200)
-    config = write(tmp_path, GOOD.replace("tasks: {ids: [1, 2], discover: true}", "tasks: {ids: [1, 2]}")
-                   .replace("provider: yandex_direct", "provider: yandex_direct\n    endpoint: http://127.0.0.1:9/"))
     from tests.test_server import free_port
 
+    state = tmp_path / "state.db"
+    if damage == "not a database":
+        state.write_bytes(b"not a database, whatever its name says\n" * 200)
+    else:
+        with sqlite3.connect(state) as db:
+            from exporter.core.persist import SCHEMA
+
+            db.executescript(SCHEMA)
+            db.execute("INSERT INTO sets VALUES ('banners', 'yandex_direct', ?)",
+                       ('{"completed_total": 1, "failed_t' if damage == "aggregates" else "{}",))
+            if damage == "task row":
+                db.execute("UPDATE sets SET aggregates = ?", (json_aggregates(),))
+                db.execute("INSERT INTO tasks (task_set, task_id, state, status, fault, message, first_seen) "
+                           "VALUES ('banners', '1', 'bogus', '', '', '', 0)")
+    before = state.read_bytes()
+    config = write(tmp_path, GOOD.replace("tasks: {ids: [1, 2], discover: true}", "tasks: {ids: [1, 2]}")
+                   .replace("provider: yandex_direct", "provider: yandex_direct\n    endpoint: http://127.0.0.1:9/"))
     run = run_cli(f"--config.file={config}", f"--state.file={state}", f"--web.listen-address=127.0.0.1:{free_port()}",
                   env={**os.environ, "CFG_TEST_TOKEN": "t0ken-xyz"})
-    lines = [line for line in run.stderr.splitlines() if line.strip()]
-    assert run.returncode == 1 and "Traceback" not in run.stderr
-    assert len(lines) == 1 and str(state) in lines[0] and "move it aside" in lines[0]
+    errors = [line for line in run.stderr.splitlines() if "level=error" in line]
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    assert len(errors) == 1 and str(state) in errors[0] and "move it aside" in errors[0]
+    if damage == "not a database":
+        assert state.read_bytes() == before
+    else:
+        with sqlite3.connect(state) as db:  # nothing was saved over what could not be read
+            assert db.execute("SELECT count(*) FROM tasks").fetchone()[0] == (damage == "task row")
+
+
+def json_aggregates() -> str:
+    import json
+
+    from exporter.core.provider import Vocabulary
+    from exporter.core.tasks import SetState
+
+    return json.dumps(SetState("banners", "yandex_direct", Vocabulary(frozenset(), frozenset(), frozenset()))
+                      .aggregates())

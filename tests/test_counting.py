@@ -50,9 +50,8 @@ class Process:
     def totals(self) -> tuple[int, int]:
         return self.set.completed_total, sum(self.set.failed_total.values())
 
-    def stop(self):
-        if self.file:
-            self.file.close()
+    async def stop(self):
+        await self.store.close()
 
 
 async def test_forgotten_ids_are_never_counted_again_from_any_source(yandex, session, clock, tmp_path):
@@ -80,7 +79,7 @@ async def test_forgotten_ids_are_never_counted_again_from_any_source(yandex, ses
     assert first.totals() == (5, 3)
     assert list(first.set.tasks) == [newcomer.task_id]
     assert first.store.track("banners", in_file, clock(), "a push") == 0
-    first.stop()
+    await first.stop()
 
     second = Process(cfg, session, clock, tmp_path / "state.db")  # config IDs and the file read anew
     clock.advance(10)
@@ -89,7 +88,7 @@ async def test_forgotten_ids_are_never_counted_again_from_any_source(yandex, ses
     clock.advance(10)
     await second.poll()
     assert second.totals() == (6, 3)
-    second.stop()
+    await second.stop()
 
 
 async def test_tombstones_expire_after_the_retention_unless_a_file_still_lists_them(yandex, session, clock,
@@ -192,7 +191,7 @@ def test_a_tombstone_costs_at_most_64_bytes_beyond_its_id():
 
 
 @pytest.mark.parametrize("damage", ["aggregates", "task row", "not a database"])
-def test_a_damaged_state_file_is_one_line_naming_it(tmp_path, damage):
+async def test_a_damaged_state_file_is_one_line_naming_it(tmp_path, damage):
     import sqlite3
 
     path = tmp_path / "state.db"
@@ -202,24 +201,27 @@ def test_a_damaged_state_file_is_one_line_naming_it(tmp_path, damage):
         store = StateStore(StateFile(path))
         store.ensure_set("s", "prov", VOCAB)
         store.track("s", ["a"], 1.0)
-        store.flush("s")
-        assert store.persist is not None
-        store.persist.close()
+        await store.close()
         with sqlite3.connect(path) as db:
             if damage == "aggregates":
                 db.execute("UPDATE sets SET aggregates = '{\"completed_total\": 1, \"failed_tot'")
             else:
                 db.execute("UPDATE tasks SET state = 'bogus'")
     with pytest.raises(Exception) as caught:
-        StateStore(StateFile(path)).ensure_set("s", "prov", VOCAB)
+        again = StateStore(StateFile(path))
+        again.ensure_set("s", "prov", VOCAB)
+        await again.restore("s")
     message = str(caught.value)
     assert type(caught.value).__name__ == "StateFileError"
     assert "\n" not in message and str(path) in message and "move it aside" in message
 
 
-def test_an_empty_state_file_is_initialised_with_a_warning(tmp_path, caplog):
+async def test_an_empty_state_file_is_initialised_with_a_warning(tmp_path, caplog):
     path = tmp_path / "state.db"
     path.touch()
     store = StateStore(StateFile(path))
-    assert store.ensure_set("s", "prov", VOCAB).tasks == {}
+    store.ensure_set("s", "prov", VOCAB)
+    await store.restore("s")
+    assert store.sets["s"].tasks == {}
+    await store.close()
     assert any("empty" in r.getMessage() and str(path) in r.getMessage() for r in caplog.records)

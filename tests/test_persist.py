@@ -5,9 +5,10 @@ from __future__ import annotations
 from exporter.core import config as config_mod
 from exporter.core.daemon import build_exposition, build_scheduler
 from exporter.core.model import FetchResult, TaskState, TaskStatus
-from exporter.core.persist import FIELDS, StateFile
+from exporter.core.persist import StateFile
 from exporter.core.provider import Vocabulary
-from exporter.core.state import PollOutcome, StateStore, TaskRecord
+from exporter.core.records import FIELDS, TaskRecord
+from exporter.core.state import PollOutcome, StateStore
 from exporter.providers import PROVIDERS
 
 
@@ -32,8 +33,8 @@ class Process:
     def text(self):
         return self.exposition.render().decode()
 
-    def stop(self):
-        self.file.close()
+    async def stop(self):
+        await self.store.close()
 
 
 def test_saved_columns_follow_the_task_record():
@@ -52,9 +53,10 @@ async def test_restart_keeps_tasks_and_counters_and_counts_nothing_twice(yandex,
     await first.poll()  # 6 done, 3 failed: counted
     before = first.text()
     assert 'upload_tasks_completed_total{provider="yandex_direct",task_set="banners"} 6.0' in before
-    first.stop()
+    await first.stop()
 
     second = Process(tmp_path / "state.db", cfg, session, clock)
+    await second.store.restore("banners")
     assert len(second.store.sets["banners"].tasks) == 13
     clock.advance(60)
     await second.poll()  # the same finished tasks again: nothing new
@@ -66,44 +68,44 @@ async def test_restart_keeps_tasks_and_counters_and_counts_nothing_twice(yandex,
     clock.advance(3000)
     await second.poll()
     assert 'upload_tasks_completed_total{provider="yandex_direct",task_set="banners"} 10.0' in second.text()
-    second.stop()
+    await second.stop()
 
 
 async def test_a_set_removed_from_the_config_is_dropped(yandex, session, clock, tmp_path):
     yandex.add_task(duration=1)
     first = Process(tmp_path / "state.db", config_mod.parse(raw(yandex), PROVIDERS), session, clock)
     await first.poll()
-    first.stop()
+    await first.stop()
     renamed = Process(tmp_path / "state.db", config_mod.parse(raw(yandex, "logos"), PROVIDERS), session, clock)
-    renamed.stop()
+    await renamed.stop()
     again = Process(tmp_path / "state.db", config_mod.parse(raw(yandex), PROVIDERS), session, clock)
-    assert again.store.sets["banners"].tasks == {}
-    again.stop()
+    await again.store.restore("banners")
+    assert again.store.sets["banners"].tasks == {} and not again.store.sets["banners"].restored
+    await again.stop()
 
 
-def test_every_kind_of_change_reaches_the_state_file(tmp_path):
+async def test_every_kind_of_change_reaches_the_state_file(tmp_path):
     vocab = Vocabulary(statuses=frozenset({"Queued", "Done"}), fault_codes=frozenset(), api_error_codes=frozenset())
     first = StateStore(StateFile(tmp_path / "state.db"))
     first.ensure_set("s", "prov", vocab)
     first.track("s", ["a", "b", "c", "d"], 100.0)  # c is never polled
-    first.flush("s")
+    await first.flush("s")
     statuses = [TaskStatus("a", TaskState.DONE, "Done"), TaskStatus("b", TaskState.PENDING, "Queued"),
                 TaskStatus("d", TaskState.PENDING, "Queued")]
     first.apply_poll("s", PollOutcome(started=150.0, duration=0.5, results=[FetchResult(statuses)]))
     first.forget_final("s", older_than=200.0, now=7200.0)  # a, tombstoned in hour 2
-    first.flush("s")
+    await first.flush("s")
     listing = [TaskStatus("d", TaskState.PENDING, "Queued")]
     for started in (158.0, 159.0, 160.0):  # b is left out of three answers in a row: not_found
         first.apply_poll("s", PollOutcome(started=started, duration=0.5,
                                           results=[FetchResult(listing, omitted=["b"])]))
-        first.flush("s")
+        await first.flush("s")
     first.apply_poll("s", PollOutcome(started=161.0, duration=0.5, results=[FetchResult([], omitted=["d"])]))
-    first.flush("s")
-    assert first.persist is not None
-    first.persist.close()
+    await first.close()
 
     second = StateStore(StateFile(tmp_path / "state.db"))
     tasks = second.ensure_set("s", "prov", vocab).tasks
+    await second.restore("s")
     assert sorted(tasks) == ["b", "c", "d"]
     assert tasks["b"].state is TaskState.NOT_FOUND and tasks["b"].status == "missing"
     assert tasks["b"].last_seen == 160.5

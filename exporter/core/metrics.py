@@ -10,7 +10,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from exporter.core.state import Histogram, SetState
+from exporter.core.records import Histogram
+from exporter.core.state import SetState
 
 Kind = Literal["gauge", "counter", "histogram"]
 Sample = tuple[tuple[str, ...], float]

@@ -1,28 +1,30 @@
 """Durable state in SQLite, so a restart loses no task and counts no transition twice.
 
-The state module hands `save` each set's changed tasks, its new or renewed tombstones and its
-expired ones once per poll, and it writes them with the set's aggregates (counters,
-histograms, health) in one transaction; `load` reads a set back when it is configured again.
-A file that cannot be read as a state file stops the start with one line naming it and
-saying what to do: nothing is overwritten.
+The store hands `save` what changed in a set once per poll (changed tasks, new or renewed
+tombstones, expired ones, the aggregates), and it is written in one transaction. Every
+statement runs on the file's own thread with its own connection, one at a time in the order
+they were asked for, never on the event loop. A file that cannot be read as a state file
+stops the start with one line naming it and saying what to do: nothing is overwritten.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 from exporter.core.errors import StateFileError
 from exporter.core.model import TaskState
-
-if TYPE_CHECKING:
-    from exporter.core.state import SetState
+from exporter.core.records import FIELDS
+from exporter.core.sink import SavedSet, SetChanges
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -39,28 +41,30 @@ CREATE TABLE IF NOT EXISTS tombstones (
 """
 # Columns added since the first release, added to older files when they are opened.
 ADDED_COLUMNS = {"tasks": [("misses", "INTEGER NOT NULL DEFAULT 0")]}
-# TaskRecord slots in column order; `state` is stored as its value.
-FIELDS = ("state", "status", "fault", "message", "progress", "eta", "created", "finished",
-          "first_seen", "last_seen", "not_before", "misses")
 INSERT = f"INSERT OR REPLACE INTO tasks VALUES (?, ?, {', '.join('?' * len(FIELDS))})"
+SELECT_ROWS = (f"SELECT task_id, {', '.join(FIELDS)} FROM tasks WHERE task_set = ? AND task_id > ? "
+               "ORDER BY task_id LIMIT ?")
 ADVICE = "move it aside (the exporter then starts afresh) or restore a backup"
 
 
 class StateFile:
-    """One SQLite file holding every set's tasks, tombstones and aggregates."""
+    """One SQLite file holding every set's tasks, tombstones and aggregates (a StateSink)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         file = Path(self.path)
         if file.is_file() and file.stat().st_size == 0:
             log.warning("state file %s is empty; initialising it: counters start from zero", self.path)
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="state-file")
         try:
-            self._db = sqlite3.connect(self.path)
+            # Opened here, at start-up; from then on used only on the file's own thread.
+            self._db = sqlite3.connect(self.path, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
             self._migrate()
         except sqlite3.Error as err:
+            self._thread.shutdown()
             raise self.damaged(err) from None
 
     def damaged(self, err: Exception, what: str = "") -> StateFileError:
@@ -76,57 +80,66 @@ class StateFile:
                 if name not in have:
                     self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
 
-    def close(self) -> None:
-        self._db.close()
+    async def _run(self, work: Callable[[], T]) -> T:
+        """Run `work` on the file's thread, after everything asked before it."""
+        return await asyncio.get_running_loop().run_in_executor(self._thread, work)
 
-    def save(self, st: SetState, aggregates: dict[str, Any], changed: Iterable[str], buried: Iterable[str],
-             unburied: Iterable[str]) -> None:
-        """Write changed tasks, turn forgotten ones into tombstones, drop expired tombstones and
-        replace the aggregates, as one transaction."""
-        rows = []
-        for task_id in changed:
-            rec = st.tasks.get(task_id)
-            if rec is not None:
-                rows.append((st.name, task_id, rec.state.value, *(getattr(rec, f) for f in FIELDS[1:])))
-        graves = [(st.name, t, state.value, hour) for t in buried
-                  if (grave := st.tombstones.get(t)) is not None for state, hour in (grave,)]
+    async def close(self) -> None:
+        await self._run(self._db.close)
+        self._thread.shutdown()
+
+    async def save(self, changes: SetChanges) -> None:
+        await self._run(lambda: self._save(changes))
+
+    def _save(self, c: SetChanges) -> None:
         with self._db:
-            self._db.executemany(INSERT, rows)
-            self._db.executemany("DELETE FROM tasks WHERE task_set = ? AND task_id = ?",
-                                 [(st.name, g[1]) for g in graves])
+            self._db.executemany(INSERT, [(c.name, *row) for row in c.rows])
+            graves = [(c.name, task_id, state.value, hour) for task_id, state, hour in c.buried]
+            self._db.executemany("DELETE FROM tasks WHERE task_set = ? AND task_id = ?", [g[:2] for g in graves])
             self._db.executemany("INSERT OR REPLACE INTO tombstones VALUES (?, ?, ?, ?)", graves)
             self._db.executemany("DELETE FROM tombstones WHERE task_set = ? AND task_id = ?",
-                                 [(st.name, t) for t in unburied])
-            self._db.execute("INSERT OR REPLACE INTO sets VALUES (?, ?, ?)",
-                             (st.name, st.provider, json.dumps(aggregates)))
+                                 [(c.name, t) for t in c.unburied])
+            self._db.execute("INSERT OR REPLACE INTO sets VALUES (?, ?, ?)", (c.name, c.provider, c.aggregates))
 
-    def load(self, name: str, provider: str) -> tuple[dict[str, Any], list[tuple[Any, ...]],
-                                                      list[tuple[str, TaskState, int]]] | None:
-        """A set's aggregates, task rows (task_id, then FIELDS) and tombstones, if saved under this provider."""
-        where = f"the set {name}"
+    async def load(self, name: str, provider: str) -> SavedSet | None:
+        """A set's aggregates and tombstones, if saved under this provider."""
+        return await self._run(lambda: self._load(name, provider))
+
+    def _load(self, name: str, provider: str) -> SavedSet | None:
+        where = f"the aggregates of set {name}"
         try:
             row = self._db.execute("SELECT provider, aggregates FROM sets WHERE task_set = ?", (name,)).fetchone()
             if row is None or row[0] != provider:
                 return None
-            where = f"the aggregates of set {name}"
             aggregates = json.loads(row[1])
             if not isinstance(aggregates, dict):
                 raise ValueError("not a JSON object")
-            where = f"the tasks of set {name}"
-            tasks = self._db.execute(f"SELECT task_id, {', '.join(FIELDS)} FROM tasks WHERE task_set = ?", (name,))
-            rows = [(tid, TaskState(state), *rest) for tid, state, *rest in tasks]
             where = f"the tombstones of set {name}"
             graves = self._db.execute("SELECT task_id, state, hour FROM tombstones WHERE task_set = ?", (name,))
-            tombstones = [(tid, TaskState(state), int(hour)) for tid, state, hour in graves]
+            return SavedSet(aggregates, [(tid, TaskState(state), int(hour)) for tid, state, hour in graves])
         except sqlite3.Error as err:
             raise self.damaged(err) from None
         except (ValueError, TypeError) as err:
             raise self.damaged(err, where) from None
-        return aggregates, rows, tombstones
 
-    def drop_sets_except(self, keep: Iterable[str]) -> None:
+    async def rows(self, name: str, after: str, limit: int) -> list[tuple[Any, ...]]:
+        return await self._run(lambda: self._rows(name, after, limit))
+
+    def _rows(self, name: str, after: str, limit: int) -> list[tuple[Any, ...]]:
+        try:
+            page = self._db.execute(SELECT_ROWS, (name, after, limit)).fetchall()
+            return [(tid, TaskState(state), *rest) for tid, state, *rest in page]
+        except sqlite3.Error as err:
+            raise self.damaged(err) from None
+        except (ValueError, TypeError) as err:
+            raise self.damaged(err, f"the tasks of set {name}") from None
+
+    async def drop_sets_except(self, keep: Collection[str]) -> None:
         """Forget every set not in `keep`."""
         names = list(keep)
+        await self._run(lambda: self._drop(names))
+
+    def _drop(self, names: list[str]) -> None:
         marks = ", ".join("?" * len(names)) or "NULL"
         with self._db:
             for table in ("tasks", "tombstones", "sets"):

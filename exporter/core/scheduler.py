@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Generator, Sequence
 import backoff
 
 from exporter.core.config import TaskSetConfig
-from exporter.core.errors import AuthFailed, ProviderError, Unavailable
+from exporter.core.errors import AuthFailed, ProviderError, StateFileError, Unavailable
 from exporter.core.memory import release_free_memory
 from exporter.core.model import FetchResult
 from exporter.core.provider import AccountBatchCap, Discovering, Provider
@@ -75,8 +75,16 @@ class TaskSetRunner:
         self._was_down = False
         self._next_sweep = 0.0
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Poll on the interval with jitter until `stop` is set."""
+    async def run(self, stop: asyncio.Event, on_fatal: Callable[[Exception], None] | None = None) -> None:
+        """Restore the set's saved state, then poll on the interval with jitter until `stop` is set.
+        A state file that cannot be restored is fatal: `on_fatal` is told and the set does not run."""
+        try:
+            await self.store.restore(self.config.name)
+        except StateFileError as err:
+            if on_fatal is None:
+                raise
+            on_fatal(err)
+            return
         # Spread the first polls of many sets over a tenth of their interval.
         delay = random.uniform(0, self.config.interval * self.config.jitter)
         while not stop.is_set():
@@ -99,6 +107,7 @@ class TaskSetRunner:
     async def poll_once(self) -> PollOutcome:
         """One poll of the set: new IDs, due batches, one state update."""
         name = self.config.name
+        await self.store.restore(name)
         now = self.clock()
         for where, ids in self.source.read():
             self.store.track(name, ids, now, where)
@@ -119,17 +128,17 @@ class TaskSetRunner:
             results=results,
             error=None if error is None else error.message,
         )
-        self.store.apply_poll(name, outcome)
-        self.store.forget_final(name, now - self.config.forget_final_after, now)
+        await self.store.apply_poll_async(name, outcome)
+        await self.store.forget_final_async(name, now - self.config.forget_final_after, now)
         await self._sweep_tombstones(now)
-        self.store.flush(name)
+        await self.store.flush(name)
         release_free_memory()
         self._log_health(error)
         return outcome
 
     async def _fetch(self, now: float, results: list[FetchResult]) -> None:
         """Discovery where configured, then the due tasks; answers land in `results` as they come."""
-        due = self.store.due(self.config.name, now)
+        due = await self.store.due_async(self.config.name, now)
         if self.config.tasks.discover and isinstance(self.provider, Discovering):
             listing = await self._with_retries(self.provider.discover)
             results.append(listing)
@@ -143,7 +152,7 @@ class TaskSetRunner:
             return
         self._next_sweep = now + TOMBSTONE_SWEEP_SECONDS
         name = self.config.name
-        expiring = self.store.expiring_tombstones(name, now - self.config.tombstone_retention)
+        expiring = self.store.sets[name].expiring_tombstones(now - self.config.tombstone_retention)
         if expiring:
             listed = await asyncio.to_thread(self.source.listed)  # reads the ID files: off the event loop
             self.store.expire_tombstones(name, expiring, listed, now)
@@ -208,9 +217,10 @@ class Scheduler:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
-    def start(self) -> None:
+    def start(self, on_fatal: Callable[[Exception], None] | None = None) -> None:
         self._stop.clear()
-        self._tasks = [asyncio.create_task(r.run(self._stop), name=f"poll:{r.config.name}") for r in self.runners]
+        self._tasks = [asyncio.create_task(r.run(self._stop, on_fatal), name=f"poll:{r.config.name}")
+                       for r in self.runners]
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Ask runners to stop, cancel what is still running after `timeout`, and wait."""

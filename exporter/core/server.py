@@ -50,12 +50,19 @@ class Runtime:
     exposition: Exposition | None = None
     session: aiohttp.ClientSession | None = None
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Set when the daemon cannot go on (a state file that cannot be restored): the CLI stops with it.
+    fatal: Exception | None = None
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     def start(self) -> None:
         assert self.session is not None
         self.scheduler = build_scheduler(self.config, self.providers, self.store, self.session)
         self.exposition = build_exposition(self.config, self.providers, self.store)
-        self.scheduler.start()
+        self.scheduler.start(on_fatal=self._fatal)
+
+    def _fatal(self, err: Exception) -> None:
+        self.fatal = self.fatal or err
+        self.stopping.set()
 
     async def reload(self) -> None:
         """Load the config again; a bad one is reported and the running one keeps going."""
@@ -102,8 +109,7 @@ async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         finally:
             if runtime.scheduler is not None:
                 await runtime.scheduler.stop(SHUTDOWN_TIMEOUT_SECONDS)
-            for name in runtime.store.sets:
-                runtime.store.flush(name)
+            await runtime.store.close()
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -133,8 +139,9 @@ async def push_tasks(request: web.Request) -> web.Response:
     if bad is not None or len(ids) > MAX_PUSH_IDS:
         reason = f"at most {MAX_PUSH_IDS} IDs a request" if bad is None else "IDs are 1-256 printable characters"
         return web.json_response({"error": reason}, status=400)
+    await runtime.store.restore(name)  # tombstones first: a forgotten ID pushed again stays forgotten
     added = runtime.store.track(name, ids, time.time(), "a push")
-    runtime.store.flush(name)
+    await runtime.store.flush(name)  # saved before it is acknowledged
     return web.json_response({"task_set": name, "added": added, "tracked": len(runtime.store.sets[name].tasks)})
 
 
@@ -143,10 +150,10 @@ async def healthy(request: web.Request) -> web.Response:
 
 
 async def ready(request: web.Request) -> web.Response:
-    """Ready once every task set was polled once (successfully or not)."""
+    """Ready once every task set was polled once (successfully or not) or restored from the state file."""
     runtime = request.app[RUNTIME]
     waiting = [ts.name for ts in runtime.config.task_sets
-               if not (st := runtime.store.sets.get(ts.name)) or not st.polled]
+               if not (st := runtime.store.sets.get(ts.name)) or not (st.polled or st.restored)]
     if waiting:
         return web.Response(status=503, text=f"Not ready: waiting for the first poll of {', '.join(waiting)}.\n")
     return web.Response(text="Ready.\n")

@@ -1,0 +1,49 @@
+"""The seam between the state and where it is kept: what a poll's save carries and who takes it."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from exporter.core.model import TaskState
+
+
+@dataclass(frozen=True, slots=True)
+class SetChanges:
+    """What changed in one set since its last save, snapshotted on the event loop."""
+
+    name: str
+    provider: str
+    aggregates: str  # JSON
+    rows: Sequence[tuple[Any, ...]] = ()  # TaskRecord.row() of new and changed tasks
+    buried: Sequence[tuple[str, TaskState, int]] = ()  # new or renewed tombstones: ID, final state, hour
+    unburied: Sequence[str] = ()  # expired tombstones
+
+
+@dataclass(frozen=True, slots=True)
+class SavedSet:
+    """A set as saved: its aggregates and tombstones; rows are read in pages with `rows`."""
+
+    aggregates: dict[str, Any]
+    tombstones: Sequence[tuple[str, TaskState, int]] = field(default_factory=tuple)
+
+
+class StateSink(Protocol):
+    """Keeps what the store hands it; every method runs its blocking I/O off the event loop."""
+
+    async def load(self, name: str, provider: str) -> SavedSet | None: ...
+
+    async def rows(self, name: str, after: str, limit: int) -> list[tuple[Any, ...]]:
+        """Up to `limit` task rows (task_id, then FIELDS with the state as a TaskState) after `after`."""
+        ...
+
+    async def save(self, changes: SetChanges) -> None: ...
+
+    async def drop_sets_except(self, keep: Collection[str]) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def damaged(self, err: Exception, what: str = "") -> Exception:
+        """The error to raise when what was loaded cannot be used."""
+        ...

@@ -1,0 +1,414 @@
+"""One task set's state: its tracked tasks, tombstones and everything exported about them.
+
+`SetState` is the only code that changes a set. Aggregates (counts by state, status and
+fault, progress sums, counters, histograms) are kept up to date as statuses change, so
+rendering `/metrics` never walks the tasks. Work that walks many tasks (applying a poll,
+finding due or old tasks, snapshotting changes) is written as generators that yield every
+few thousand tasks, so the store can give the event loop a turn between chunks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from exporter.core import eta
+from exporter.core.model import FetchResult, TaskState, TaskStatus
+from exporter.core.provider import IdSyntax, Vocabulary
+from exporter.core.records import DURATION_BUCKETS, POLL_BUCKETS, TOMBSTONE_HOUR, Histogram, TaskRecord, Tombstone
+from exporter.core.sink import SavedSet, SetChanges
+
+log = logging.getLogger(__name__)
+
+OTHER = "other"
+MISSING = "missing"  # provider status of a task left out of `not_found_after` answers in a row
+APPLY_CHUNK = 2_000  # statuses applied between two turns of the event loop
+SCAN_CHUNK = 20_000  # tasks looked at between two turns
+
+
+@dataclass(frozen=True, slots=True)
+class PollOutcome:
+    """Everything one poll learned, applied as one unit."""
+
+    started: float
+    duration: float
+    results: Sequence[FetchResult]
+    error: str | None = None  # None: the poll succeeded
+
+
+class SetState:
+    """Tracked tasks of one task set and everything exported about them."""
+
+    def __init__(self, name: str, provider: str, vocabulary: Vocabulary, *, keep_changes: bool = False) -> None:
+        self.name = name
+        self.provider = provider
+        self.vocabulary = vocabulary
+        self.id_syntax: IdSyntax | None = None
+        self.not_found_after = 3
+        self.tasks: dict[str, TaskRecord] = {}
+        self.eta_tasks: set[str] = set()  # pending tasks with a provider-reported ETA
+        # Forgotten final tasks: ignored from every source while the tombstone lasts.
+        self.tombstones: dict[str, Tombstone] = {}
+        self._tomb_values: dict[Tombstone, Tombstone] = {}
+        self.by_state: dict[TaskState, int] = dict.fromkeys(TaskState, 0)
+        self.by_status: defaultdict[str, int] = defaultdict(int)
+        self.faults: defaultdict[str, int] = defaultdict(int)
+        self.pending_progress = 0.0
+        self.completed_total = 0
+        self.failed_total: defaultdict[str, int] = defaultdict(int)
+        self.tallies: defaultdict[tuple[str, str], float] = defaultdict(float)
+        self.durations = {s: Histogram(DURATION_BUCKETS) for s in (TaskState.DONE, TaskState.ERROR)}
+        self.requests: defaultdict[str, int] = defaultdict(int)
+        self.api_errors: defaultdict[str, int] = defaultdict(int)
+        self.poll_durations = Histogram(POLL_BUCKETS)
+        self.polled = False
+        self.restored = False  # saved state was loaded: the set has something to show before its first poll
+        self.up = False
+        self.down_reason: str | None = None
+        self.last_success: float | None = None
+        self.last_poll: float | None = None
+        self.eta: float | None = None
+        self.completion_rate: float | None = None  # tasks per second, smoothed
+        self.baselined = False  # tasks first seen finished are history until the first poll is applied
+        # Changes since the last save; kept only when something saves them.
+        self.keep_changes = keep_changes
+        self.dirty: set[str] = set()
+        self.forgotten: set[str] = set()  # tombstones made or renewed since the last save
+        self.unburied: set[str] = set()  # tombstones expired since the last save
+        self._logged_unknown: set[tuple[str, str]] = set()
+
+    # -- IDs coming in ------------------------------------------------------------------
+    def track(self, task_ids: Iterable[str], now: float, where: str) -> int:
+        """Start tracking these IDs; returns how many were new. Tracked IDs are left alone,
+        tombstoned ones ignored, and ones not in the provider's syntax skipped with one line."""
+        new, bad = 0, []
+        for task_id in task_ids:
+            if task_id in self.tasks:
+                continue
+            why = self.refused(task_id)
+            if why is None:
+                self._add(task_id, TaskRecord(now))
+                new += 1
+            elif why == "syntax":
+                bad.append(task_id)
+        self.log_bad_ids(bad, where)
+        return new
+
+    def refused(self, task_id: str) -> str | None:
+        """Why an ID not tracked yet is not taken: "forgotten", "syntax", or None to take it."""
+        if task_id in self.tombstones:
+            return "forgotten"
+        if self.id_syntax is not None and not self.id_syntax.accepts(task_id):
+            return "syntax"
+        return None
+
+    def log_bad_ids(self, bad: Sequence[str], where: str) -> None:
+        """One line for the IDs of one read, push or answer that do not look like this provider's IDs."""
+        if bad:
+            what = self.id_syntax.description if self.id_syntax else "a task ID"
+            log.warning("skipped %d task IDs of set %s from %s that are not %s, e.g. %r",
+                        len(bad), self.name, where, what, bad[0][:100])
+
+    def _add(self, task_id: str, rec: TaskRecord) -> None:
+        self.tasks[task_id] = rec
+        self._count(rec, +1)
+        self._changed(task_id)
+
+    def _changed(self, task_id: str) -> None:
+        if self.keep_changes:
+            self.dirty.add(task_id)
+
+    # -- finding work ---------------------------------------------------------------------
+    def due_steps(self, now: float, found: list[str]) -> Iterator[None]:
+        """Fill `found` with pending tasks whose "not before" time has passed, a chunk at a time."""
+        ids = list(self.tasks)  # a snapshot: pushes may add tasks between chunks
+        for start in range(0, len(ids), SCAN_CHUNK):
+            tasks = self.tasks
+            for task_id in ids[start:start + SCAN_CHUNK]:
+                rec = tasks.get(task_id)
+                if rec is not None and rec.state is TaskState.PENDING and (
+                        rec.not_before is None or rec.not_before <= now):
+                    found.append(task_id)
+            yield
+
+    # -- applying a poll ------------------------------------------------------------------
+    def apply_steps(self, outcome: PollOutcome) -> Iterator[None]:
+        """Apply one poll's statuses, counters and health, yielding between chunks."""
+        now = outcome.started + outcome.duration
+        completed, done_here, bad = 0, 0, []
+        for result in outcome.results:
+            for code in result.api_error_codes:
+                self.api_errors[self.bounded("API error code", code, self.vocabulary.api_error_codes)] += 1
+            for status in result.statuses:
+                if status.task_id not in self.tasks and (why := self.refused(status.task_id)) is not None:
+                    if why == "syntax":  # a listing (discovery) named an ID we would never ask about
+                        bad.append(status.task_id)
+                    continue
+                completed += self._apply_status(status, now)
+                done_here += 1
+                if done_here % APPLY_CHUNK == 0:
+                    yield
+            for task_id in result.omitted:
+                self._apply_omitted(task_id, now)
+        self.log_bad_ids(bad, "the provider's listing")
+        self.poll_durations.observe(outcome.duration)
+        self.polled = True
+        self.baselined = self.baselined or outcome.error is None
+        self.up = outcome.error is None
+        self.down_reason = outcome.error
+        if self.up:
+            self.last_success = now
+            self._update_eta(outcome, completed, now)
+        self.last_poll = now
+
+    def _apply_omitted(self, task_id: str, now: float) -> None:
+        """Pending tasks an answer left out are asked again; `not_found_after` misses make them not_found."""
+        rec = self.tasks.get(task_id)
+        if rec is None or rec.state is not TaskState.PENDING:
+            return
+        rec.misses += 1
+        self._changed(task_id)
+        if rec.misses >= self.not_found_after:
+            self._apply_status(TaskStatus(task_id, TaskState.NOT_FOUND, MISSING), now)
+
+    def _apply_status(self, status: TaskStatus, now: float) -> int:
+        """Apply one task's status; returns 1 when it newly became done."""
+        vocab = self.vocabulary
+        state = status.state
+        label = MISSING if status.provider_status == MISSING else (
+            self.bounded("status", status.provider_status, vocab.statuses) or OTHER)
+        failed = state is TaskState.ERROR
+        fault = self.bounded("fault code", status.fault_code, vocab.fault_codes) if failed else ""
+        progress = None if status.progress is None else max(0.0, min(1.0, status.progress))
+        rec = self.tasks.get(status.task_id)
+        if rec is None:
+            rec = self.tasks[status.task_id] = TaskRecord(now)
+            changed = saved = True
+        else:
+            # Most polls change few tasks: leave the aggregates alone for those that stay put.
+            changed = rec.state is not state or rec.status != label or rec.fault != fault or rec.progress != progress
+            if changed:
+                self._count(rec, -1)
+            # Only what a restart needs is saved: the time a task was last seen alone is not.
+            saved = changed or rec.eta != status.eta_seconds or rec.not_before != status.not_before or bool(
+                rec.misses) or rec.last_seen is None
+        was_final = rec.state is not TaskState.PENDING
+        seen_pending = rec.last_seen is not None and not was_final
+        # Tasks already finished when the set is first polled are history, not news: counting
+        # them would make every restart look like a burst of completions and failures.
+        baseline = rec.last_seen is None and not self.baselined
+        rec.state = state
+        rec.status = label
+        rec.fault = fault
+        rec.message = status.fault_message[:500] if failed else ""
+        rec.progress = progress
+        rec.eta = status.eta_seconds
+        if status.created is not None:
+            rec.created = status.created
+        if status.finished is not None:
+            rec.finished = status.finished
+        rec.last_seen = now
+        rec.not_before = status.not_before
+        rec.misses = 0
+        if changed:
+            self._count(rec, +1)
+        if saved:
+            self._changed(status.task_id)
+        if rec.eta is not None and state is TaskState.PENDING:
+            self.eta_tasks.add(status.task_id)
+        elif self.eta_tasks:
+            self.eta_tasks.discard(status.task_id)
+        if was_final or state is TaskState.PENDING or baseline:
+            return 0
+        return self._count_transition(status, rec, now, seen_pending)
+
+    def _count_transition(self, status: TaskStatus, rec: TaskRecord, now: float, seen_pending: bool) -> int:
+        """A task's first transition into a final state: counted once. Returns 1 for done."""
+        for tally in status.tallies:
+            self.tallies[(tally.counter, tally.label)] += tally.amount
+        if rec.state is TaskState.ERROR:
+            self.failed_total[rec.fault] += 1
+            log.debug("task %s of set %s failed: %s %s", status.task_id[:100], self.name, rec.fault,
+                      rec.message[:200])
+        # Without a creation time, first-seen only means something if we saw it pending.
+        start = rec.created if rec.created is not None else (rec.first_seen if seen_pending else None)
+        if rec.state in self.durations and start is not None:
+            end = rec.finished if rec.finished is not None else now
+            self.durations[rec.state].observe(max(0.0, end - start))
+        if rec.state is TaskState.DONE:
+            self.completed_total += 1
+            return 1
+        return 0
+
+    def _update_eta(self, outcome: PollOutcome, completed: int, now: float) -> None:
+        if self.last_poll is not None:
+            self.completion_rate = eta.smoothed_rate(self.completion_rate, completed, now - self.last_poll)
+        # A task's ETA counts from when it was reported: tasks not asked in this poll (waiting
+        # for their not-before time) count with what is left of their last ETA.
+        asked, waiting = [], []
+        for task_id in self.eta_tasks:
+            rec = self.tasks[task_id]
+            if rec.last_seen == now:
+                asked.append(rec.eta or 0.0)
+            else:
+                waiting.append(max(0.0, (rec.eta or 0.0) - (now - (rec.last_seen or now))))
+        reported = [r.eta_seconds for r in outcome.results if r.eta_seconds is not None]
+        self.eta = eta.estimate(self.by_state[TaskState.PENDING], reported, asked, waiting, self.completion_rate)
+
+    # -- forgetting -----------------------------------------------------------------------
+    def forget_steps(self, older_than: float, now: float, forgotten: list[str]) -> Iterator[None]:
+        """Stop tracking final tasks last seen before `older_than`, leaving a tombstone of each;
+        counters keep their totals."""
+        ids = list(self.tasks)
+        for start in range(0, len(ids), SCAN_CHUNK):
+            for task_id in ids[start:start + SCAN_CHUNK]:
+                rec = self.tasks.get(task_id)
+                if rec is not None and rec.state.final and rec.last_seen is not None and rec.last_seen < older_than:
+                    del self.tasks[task_id]
+                    self._count(rec, -1)
+                    self.eta_tasks.discard(task_id)
+                    self.bury(task_id, rec.state, now)
+                    forgotten.append(task_id)
+            yield
+
+    def tombstone(self, state: TaskState, hour: int) -> Tombstone:
+        """The shared (state, hour) value."""
+        key = (state, hour)
+        return self._tomb_values.setdefault(key, key)
+
+    def bury(self, task_id: str, state: TaskState, now: float) -> None:
+        self.tombstones[task_id] = self.tombstone(state, int(now // TOMBSTONE_HOUR))
+        if self.keep_changes:
+            self.forgotten.add(task_id)
+            self.dirty.discard(task_id)
+            self.unburied.discard(task_id)
+
+    def expiring_tombstones(self, older_than: float) -> list[str]:
+        """Tombstones made or last listed before `older_than`."""
+        hour = int(older_than // TOMBSTONE_HOUR)
+        return [tid for tid, (_, made) in self.tombstones.items() if made < hour]
+
+    def expire_tombstones(self, task_ids: Iterable[str], still_listed: Collection[str], now: float) -> int:
+        """Drop these tombstones, except those a configured source still lists: they are renewed."""
+        dropped = 0
+        for task_id in task_ids:
+            grave = self.tombstones.get(task_id)
+            if grave is None:
+                continue
+            if task_id in still_listed:
+                self.bury(task_id, grave[0], now)
+                continue
+            del self.tombstones[task_id]
+            dropped += 1
+            if self.keep_changes:
+                self.unburied.add(task_id)
+                self.forgotten.discard(task_id)
+        return dropped
+
+    # -- requests -------------------------------------------------------------------------
+    def record_request(self, result: str, api_code: str | None) -> None:
+        self.requests[result] += 1
+        if api_code is not None:
+            self.api_errors[self.bounded("API error code", api_code, self.vocabulary.api_error_codes)] += 1
+
+    # -- saving and restoring ---------------------------------------------------------------
+    def snapshot_steps(self, out: list[SetChanges]) -> Iterator[None]:
+        """What changed since the last snapshot, as one SetChanges appended to `out`."""
+        dirty, self.dirty = self.dirty, set()
+        buried, self.forgotten = self.forgotten, set()
+        unburied, self.unburied = self.unburied, set()
+        rows: list[tuple[Any, ...]] = []
+        ids = list(dirty)
+        for start in range(0, len(ids), SCAN_CHUNK):
+            for task_id in ids[start:start + SCAN_CHUNK]:
+                rec = self.tasks.get(task_id)
+                if rec is not None:
+                    rows.append(rec.row(task_id))
+            yield
+        graves = [(t, *grave) for t in buried if (grave := self.tombstones.get(t)) is not None]
+        out.append(SetChanges(self.name, self.provider, json.dumps(self.aggregates()), rows, graves,
+                              list(unburied)))
+
+    def aggregates(self) -> dict[str, Any]:
+        """Everything but the tasks, as JSON-ready data."""
+        return {
+            "completed_total": self.completed_total,
+            "failed_total": dict(self.failed_total),
+            "tallies": [[c, label, v] for (c, label), v in self.tallies.items()],
+            "durations": {s.value: h.dump() for s, h in self.durations.items()},
+            "requests": dict(self.requests),
+            "api_errors": dict(self.api_errors),
+            "poll_durations": self.poll_durations.dump(),
+            "last_success": self.last_success,
+            "last_poll": self.last_poll,
+            "eta": self.eta,
+            "completion_rate": self.completion_rate,
+        }
+
+    def restore(self, saved: SavedSet) -> None:
+        """Load saved aggregates and tombstones into this new set (rows come with `restore_rows`)."""
+        aggregates = saved.aggregates
+        self.completed_total = int(aggregates["completed_total"])
+        self.failed_total.update(aggregates["failed_total"])
+        self.tallies.update({(c, label): v for c, label, v in aggregates["tallies"]})
+        for state, data in aggregates["durations"].items():
+            self.durations[TaskState(state)].load(data)
+        self.requests.update(aggregates["requests"])
+        self.api_errors.update(aggregates["api_errors"])
+        self.poll_durations.load(aggregates["poll_durations"])
+        for key in ("last_success", "last_poll", "eta", "completion_rate"):
+            setattr(self, key, aggregates[key])
+        for task_id, state, hour in saved.tombstones:
+            self.tombstones[task_id] = self.tombstone(state, hour)
+        self.baselined = self.restored = True
+
+    def restore_rows(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Task rows (task_id, then FIELDS); a task pushed while restoring gives way to its saved row."""
+        for task_id, *values in rows:
+            rec = TaskRecord.from_row(values)
+            old = self.tasks.get(task_id)
+            if old is not None:
+                self._count(old, -1)
+            self.tasks[task_id] = rec
+            self._count(rec, +1)
+            if rec.eta is not None and rec.state is TaskState.PENDING:
+                self.eta_tasks.add(task_id)
+
+    # -- label bounding ---------------------------------------------------------------------
+    def bounded(self, kind: str, value: str, known: frozenset[str]) -> str:
+        if value in known:
+            return sys.intern(value)  # 100,000 tasks then share a handful of label strings
+        if not value:
+            return value
+        if (kind, value) not in self._logged_unknown and len(self._logged_unknown) < 1000:
+            self._logged_unknown.add((kind, value))
+            log.warning("unknown %s %r from provider %s (set %s) is exported as %r",
+                        kind, value[:200], self.provider, self.name, OTHER)
+        return OTHER
+
+    # -- aggregate bookkeeping ----------------------------------------------------------------
+    def _count(self, rec: TaskRecord, sign: int) -> None:
+        self.by_state[rec.state] += sign
+        if rec.status:
+            self.by_status[rec.status] += sign
+            if not self.by_status[rec.status]:
+                del self.by_status[rec.status]
+        if rec.state is TaskState.ERROR:
+            self.faults[rec.fault] += sign
+            if not self.faults[rec.fault]:
+                del self.faults[rec.fault]
+        if rec.state is TaskState.PENDING and rec.progress is not None:
+            self.pending_progress += sign * rec.progress
+
+    @property
+    def progress_ratio(self) -> float | None:
+        total = len(self.tasks)
+        if not total:
+            return None
+        finished = total - self.by_state[TaskState.PENDING]
+        return max(0.0, min(1.0, (finished + self.pending_progress) / total))
