@@ -11,8 +11,12 @@ import pytest
 from exporter.core.errors import ConfigError, Throttled
 from exporter.core.model import TaskState
 from exporter.core.state import StateStore
-from exporter.providers.ipernity import AUTH_HINTS, THROTTLE_CODES, THROTTLE_WAIT, Ipernity, sign
+from exporter.providers.ipernity import ERRORS, Ipernity, sign
 from exporter.simulator.ipernity import IpernitySimulator
+
+AUTH_HINTS = ERRORS.auth
+THROTTLE_CODES = ERRORS.throttling
+THROTTLE_WAIT = ERRORS.throttling
 
 API_KEY = "4f2c9e0a-ipernity-api-key"
 API_SECRET = "e9a599f0cf6ce193-secret"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from exporter.core.model import FetchResult
@@ -47,6 +47,24 @@ class CounterSpec:
     name: str
     help: str
     label: str = ""  # the label name for Tally.label; "" for none
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorCodes:
+    """What a provider's API error codes mean, as data; `core.errors.api_error` acts on it.
+
+    Every code named here is a known label value of `upload_provider_api_errors_total`;
+    any other is exported as `other`, and refused like a `rejected` code.
+    """
+
+    auth: Mapping[str, str] = field(default_factory=dict)  # code -> what to fix; not retried
+    throttling: Mapping[str, float | None] = field(default_factory=dict)  # code -> least pause (s); slows down
+    retryable: Mapping[str, float | None] = field(default_factory=dict)  # code -> least pause (s); retried
+    rejected: Mapping[str, str] = field(default_factory=dict)  # code -> hint ("" for none); not retried
+
+    @property
+    def known(self) -> frozenset[str]:
+        return frozenset(self.auth) | frozenset(self.throttling) | frozenset(self.retryable) | frozenset(self.rejected)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,10 +19,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from exporter.core.config import AccountConfig
-from exporter.core.errors import AuthFailed, BadResponse, ProviderError, Rejected, Throttled, Unavailable
+from exporter.core.errors import BadResponse, ProviderError, api_error
 from exporter.core.http import HttpClient, HttpResponse
 from exporter.core.model import FetchResult, Tally, TaskState, TaskStatus
-from exporter.core.provider import AccountField, CounterSpec, IdSyntax, Vocabulary
+from exporter.core.provider import AccountField, CounterSpec, ErrorCodes, IdSyntax, Vocabulary
 
 # -- config -----------------------------------------------------------------------------
 
@@ -49,23 +49,23 @@ DONE_STATUSES = frozenset({"SUCCESS", "NORMAL"})
 KNOWN_STATUSES = frozenset({"SUCCESS", "success", "Normal", "FAIL", "fail", "UploadFail",
                             "PENDING", "PROCESSING", "DOWNLOADING", "UPLOADING"})
 
-THROTTLE_CODES = frozenset({"Throttling", "Throttling.User", "Throttling.Api", "Throttling.Resource"})
-RETRYABLE_CODES = frozenset({"InternalError", "ServiceUnavailable", "SignatureNonceUsed"})
-AUTH_HINTS = {
-    "SignatureDoesNotMatch": "the signature was refused: check access_key_secret belongs to access_key_id",
-    "IncompleteSignature": "the signature was refused: check access_key_secret belongs to access_key_id",
-    "InvalidAccessKeyId.NotFound": "the AccessKey ID does not exist: check access_key_id",
-    "InvalidAccessKeyId.Inactive": "the AccessKey is disabled: enable it in the RAM console or use another",
-    "Forbidden.AccessKeyDisabled": "the AccessKey is disabled: enable it in the RAM console or use another",
-    "Forbidden.RAM": "the RAM user may not call vod:GetURLUploadInfos: grant it, e.g. AliyunVODReadOnlyAccess",
-    "Forbidden": "the account may not call vod:GetURLUploadInfos: check the RAM policy and that VOD is activated",
-}
-REJECT_HINTS = {
-    "IllegalTimestamp": "the request time is over 15 minutes off the server's: synchronise this host's clock",
-    "InvalidTimeStamp.Expired": "the request time is over 15 minutes off the server's: synchronise this host's clock",
-}
-OTHER_CODES = frozenset({"MissingParameter", "InvalidParameter", "InvalidAction", "InvalidVersion",
-                         "InvalidTimeStamp.Format", "UnsupportedHTTPMethod"})
+CLOCK_HINT = "the request time is over 15 minutes off the server's: synchronise this host's clock"
+ERRORS = ErrorCodes(
+    auth={
+        "SignatureDoesNotMatch": "the signature was refused: check access_key_secret belongs to access_key_id",
+        "IncompleteSignature": "the signature was refused: check access_key_secret belongs to access_key_id",
+        "InvalidAccessKeyId.NotFound": "the AccessKey ID does not exist: check access_key_id",
+        "InvalidAccessKeyId.Inactive": "the AccessKey is disabled: enable it in the RAM console or use another",
+        "Forbidden.AccessKeyDisabled": "the AccessKey is disabled: enable it in the RAM console or use another",
+        "Forbidden.RAM": "the RAM user may not call vod:GetURLUploadInfos: grant it, e.g. AliyunVODReadOnlyAccess",
+        "Forbidden": "the account may not call vod:GetURLUploadInfos: check the RAM policy and that VOD is activated",
+    },
+    throttling=dict.fromkeys(("Throttling", "Throttling.User", "Throttling.Api", "Throttling.Resource")),
+    retryable=dict.fromkeys(("InternalError", "ServiceUnavailable", "SignatureNonceUsed")),
+    rejected={"IllegalTimestamp": CLOCK_HINT, "InvalidTimeStamp.Expired": CLOCK_HINT,
+              **dict.fromkeys(("MissingParameter", "InvalidParameter", "InvalidAction", "InvalidVersion",
+                               "InvalidTimeStamp.Format", "UnsupportedHTTPMethod"), "")},
+)
 
 
 def _state(raw: str) -> TaskState:
@@ -95,8 +95,7 @@ class AliyunVod:
         statuses=KNOWN_STATUSES,
         # URLInvalidError is documented; other job error codes are not, so they show as "other".
         fault_codes=frozenset({"URLInvalidError"}),
-        api_error_codes=THROTTLE_CODES | RETRYABLE_CODES | frozenset(AUTH_HINTS) | frozenset(REJECT_HINTS)
-        | OTHER_CODES,
+        api_error_codes=ERRORS.known,
     )
     counters: ClassVar[Sequence[CounterSpec]] = (
         CounterSpec(UPLOADED_BYTES, "Bytes of source files of URL upload jobs seen finishing successfully "
@@ -267,12 +266,4 @@ def _api_error(body: Mapping[str, Any], response: HttpResponse) -> ProviderError
     # A SignatureDoesNotMatch message quotes the server's string to sign, AccessKeyId included.
     text = SIGNED_TEXT.split(str(body.get("Message") or ""), maxsplit=1)[0].strip()[:200]
     message = f"API error {code} (HTTP {response.status}) from {response.where}: {text}"
-    if code in AUTH_HINTS:
-        return AuthFailed(f"{message}; {AUTH_HINTS[code]}", api_code=code)
-    if code in THROTTLE_CODES:
-        return Throttled(message, api_code=code, retry_after=response.retry_after())
-    if code in RETRYABLE_CODES or response.status >= 500:
-        return Unavailable(message, api_code=code, retry_after=response.retry_after())
-    if code in REJECT_HINTS:
-        return Rejected(f"{message}; {REJECT_HINTS[code]}", api_code=code)
-    return Rejected(message, api_code=code)
+    return api_error(ERRORS, code, message, retry_after=response.retry_after(), server_error=response.status >= 500)

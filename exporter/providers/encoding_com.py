@@ -13,10 +13,10 @@ from typing import Any, ClassVar
 from xml.etree.ElementTree import Element, SubElement, tostring
 
 from exporter.core.config import AccountConfig
-from exporter.core.errors import AuthFailed, BadResponse, ProviderError, Rejected, Throttled, Unavailable
+from exporter.core.errors import BadResponse, ProviderError, api_error
 from exporter.core.http import HttpClient, HttpResponse
 from exporter.core.model import FetchResult, Tally, TaskState, TaskStatus
-from exporter.core.provider import AccountField, CounterSpec, IdSyntax, Vocabulary
+from exporter.core.provider import AccountField, CounterSpec, ErrorCodes, IdSyntax, Vocabulary
 from exporter.core.secrets import redact
 
 # -- config -----------------------------------------------------------------------------
@@ -48,7 +48,13 @@ API_ERRORS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("maintenance", re.compile(r"maintenance|temporar|try again|unavailable", re.I)),
 )
 OTHER_CODE = "other"
-CALL_ERRORS = frozenset({"auth", "rate_limit", "maintenance"})  # codes that fail the whole call
+ERRORS = ErrorCodes(
+    auth={"auth": "check the account's userid and userkey (the encoding.com user ID and user key)"},
+    throttling={"rate_limit": 60.0},
+    retryable={"maintenance": 60.0},
+    rejected={"wrong_mediaid": "", OTHER_CODE: ""},
+)
+CALL_ERRORS = frozenset(ERRORS.auth) | frozenset(ERRORS.throttling) | frozenset(ERRORS.retryable)  # fail the call
 
 # Bounded reasons for a destination's "Error (...)"; no URL or free text reaches a label.
 DESTINATION_REASONS: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -77,7 +83,7 @@ class EncodingCom:
     vocabulary: ClassVar[Vocabulary] = Vocabulary(
         statuses=frozenset(STATES) | PENDING_STATUSES,
         fault_codes=frozenset({"destination_error", "download_error", "processing_error", "stopped"}),
-        api_error_codes=frozenset(code for code, _ in API_ERRORS) | {OTHER_CODE},
+        api_error_codes=ERRORS.known,
     )
     counters: ClassVar[Sequence[CounterSpec]] = (
         CounterSpec("destination_errors", "Failed output destinations of media that reached a final state, "
@@ -264,12 +270,6 @@ def _api_code(text: str) -> str:
 
 
 def _api_error(codes: Sequence[str], texts: Sequence[str], where: str) -> ProviderError:
-    message = f"API error from {where}: {'; '.join(texts)[:TEXT_CAP]}"
-    if "auth" in codes:
-        return AuthFailed(f"{message}; check the account's userid and userkey (the encoding.com user ID "
-                          "and user key)", api_code="auth")
-    if "rate_limit" in codes:
-        return Throttled(message, api_code="rate_limit", pause=60.0)
-    if "maintenance" in codes:
-        return Unavailable(message, api_code="maintenance", pause=60.0)
-    return Rejected(message, api_code=codes[0])
+    """The call's error: the most telling of its codes (auth, then throttling, then the rest)."""
+    code = next((c for c in (*ERRORS.auth, *ERRORS.throttling, *ERRORS.retryable) if c in codes), codes[0])
+    return api_error(ERRORS, code, f"API error from {where}: {'; '.join(texts)[:TEXT_CAP]}")

@@ -12,10 +12,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from exporter.core.config import AccountConfig
-from exporter.core.errors import AuthFailed, ProviderError, Rejected, Throttled, Unavailable
+from exporter.core.errors import ProviderError, Rejected, api_error
 from exporter.core.http import HttpClient, HttpResponse
 from exporter.core.model import FetchResult, TaskState, TaskStatus
-from exporter.core.provider import AccountField, CounterSpec, IdSyntax, Vocabulary
+from exporter.core.provider import AccountField, CounterSpec, ErrorCodes, IdSyntax, Vocabulary
 
 # -- config -----------------------------------------------------------------------------
 
@@ -33,23 +33,24 @@ DONE, INVALID, PENDING = "done", "invalid", "pending"
 STATES: Mapping[str, TaskState] = {DONE: TaskState.DONE, INVALID: TaskState.NOT_FOUND, PENDING: TaskState.PENDING}
 
 NOT_FOUND_CODE = "1"  # some or all tickets not found; the answer does not say which
-RETRYABLE_CODES = frozenset({"500", "501", "503"})
-THROTTLE_CODES = frozenset({"112", "113"})
-REJECTED_CODES = frozenset({"102", "103", "120", "121", "122"})
-AUTH_HINTS = {
-    "100": "the api_key is missing: set the account's api_key",
-    "101": "the api_key is invalid: set the account's api_key to the key of an ipernity application",
-    "104": "the request signature is missing: set the account's api_secret",
-    "105": "the request signature is invalid: set api_secret to the secret of this api_key",
-    "106": "an auth token is required: set the account's auth_token",
-    "107": "the auth_token is invalid or expired: authorize the application again and set the new token",
-    "108": "the ipernity account of the auth_token is closed",
-    "109": "the application or account is blocklisted: contact ipernity",
-    "110": "the auth_token lacks the permission: upload.checkTickets needs doc write; authorize the "
-           "application with write access to docs and set the new token",
-    "111": "this IP address is not allowed for the api_key: allow it in the application's settings",
-}
-THROTTLE_WAIT = {"112": 60.0, "113": 5.0}  # app quota (per hour or day) or client-IP rate (per second to hour)
+ERRORS = ErrorCodes(
+    auth={
+        "100": "the api_key is missing: set the account's api_key",
+        "101": "the api_key is invalid: set the account's api_key to the key of an ipernity application",
+        "104": "the request signature is missing: set the account's api_secret",
+        "105": "the request signature is invalid: set api_secret to the secret of this api_key",
+        "106": "an auth token is required: set the account's auth_token",
+        "107": "the auth_token is invalid or expired: authorize the application again and set the new token",
+        "108": "the ipernity account of the auth_token is closed",
+        "109": "the application or account is blocklisted: contact ipernity",
+        "110": "the auth_token lacks the permission: upload.checkTickets needs doc write; authorize the "
+               "application with write access to docs and set the new token",
+        "111": "this IP address is not allowed for the api_key: allow it in the application's settings",
+    },
+    throttling={"112": 60.0, "113": 5.0},  # app quota (per hour or day) or client-IP rate (per second to hour)
+    retryable=dict.fromkeys(("500", "501", "503")),
+    rejected={NOT_FOUND_CODE: "", **dict.fromkeys(("102", "103", "120", "121", "122"), "")},
+)
 
 
 class Ipernity:
@@ -69,8 +70,7 @@ class Ipernity:
     vocabulary: ClassVar[Vocabulary] = Vocabulary(
         statuses=frozenset(STATES),
         fault_codes=frozenset(),  # a ticket is done or invalid; the API gives no reason
-        api_error_codes=frozenset({NOT_FOUND_CODE, *AUTH_HINTS, *REJECTED_CODES, *THROTTLE_CODES,
-                                   *RETRYABLE_CODES}),
+        api_error_codes=ERRORS.known,
     )
     counters: ClassVar[Sequence[CounterSpec]] = ()
     max_body_bytes: ClassVar[int] = 1024 * 1024  # 50 tickets
@@ -180,10 +180,4 @@ def _api_error(api: Mapping[str, Any], where: str) -> ProviderError:
     message = f"API error {code} from {where}: {str(api.get('message', ''))[:200]}"
     if code == NOT_FOUND_CODE:
         return TicketsNotFound(message, api_code=code)
-    if code in AUTH_HINTS:
-        return AuthFailed(f"{message}; {AUTH_HINTS[code]}", api_code=code)
-    if code in THROTTLE_CODES:
-        return Throttled(message, api_code=code, pause=THROTTLE_WAIT[code])
-    if code in RETRYABLE_CODES:
-        return Unavailable(message, api_code=code)
-    return Rejected(message, api_code=code)
+    return api_error(ERRORS, code, message)

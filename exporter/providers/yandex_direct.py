@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 from exporter.core.config import AccountConfig
-from exporter.core.errors import AuthFailed, BadResponse, ProviderError, Rejected, Throttled, Unavailable
+from exporter.core.errors import BadResponse, ProviderError, api_error
 from exporter.core.http import HttpClient, HttpResponse
 from exporter.core.model import FetchResult, LazyStatuses, TaskState, TaskStatus
-from exporter.core.provider import AccountField, CounterSpec, IdSyntax, Vocabulary
+from exporter.core.provider import AccountField, CounterSpec, ErrorCodes, IdSyntax, Vocabulary
 
 # -- config -----------------------------------------------------------------------------
 
@@ -30,17 +30,19 @@ STATES: Mapping[str, TaskState] = {"Pending": TaskState.PENDING, "Done": TaskSta
 STATUS_NAMES: Mapping[str, str] = {name: name for name in STATES}
 
 # Request-level codes (v5 meanings; v4 uses the same numbers for these).
-RETRYABLE_CODES = frozenset({"52", "1000", "1001", "1002"})
-THROTTLE_CODES = frozenset({"152", "506"})
-AUTH_CODES = frozenset({"53", "54", "58", "513", "3000", "3001"})
-AUTH_HINTS = {
-    "53": "the OAuth token is invalid or expired: issue a new token",
-    "54": "the token's user has no rights for this operation or these logins",
-    "58": "the Direct account registration is incomplete",
-    "513": "the login is not connected to Direct",
-    "3000": "the application has no API access: request access in the Direct API settings",
-    "3001": "the application has no access to the AdImage method",
-}
+ERRORS = ErrorCodes(
+    auth={
+        "53": "the OAuth token is invalid or expired: issue a new token",
+        "54": "the token's user has no rights for this operation or these logins",
+        "58": "the Direct account registration is incomplete",
+        "513": "the login is not connected to Direct",
+        "3000": "the application has no API access: request access in the Direct API settings",
+        "3001": "the application has no access to the AdImage method",
+    },
+    # Units spent, or too many connections: a minute's pause is the least that helps the first.
+    throttling={"152": 60.0, "506": 5.0},
+    retryable=dict.fromkeys(("52", "1000", "1001", "1002")),
+)
 
 
 class YandexDirect:
@@ -60,7 +62,7 @@ class YandexDirect:
         # Item fault codes of the Direct API (the 5000-9000 validation families).
         fault_codes=frozenset({"1000", "1002", "5000", "5001", "5004", "5005", "5006", "5008",
                                "6000", "7000", "8000", "8300", "8800", "9000"}),
-        api_error_codes=RETRYABLE_CODES | THROTTLE_CODES | AUTH_CODES,
+        api_error_codes=ERRORS.known,
     )
     counters: ClassVar[Sequence[CounterSpec]] = ()
     max_body_bytes: ClassVar[int] = 32 * 1024 * 1024  # a page of 10,000 tasks with long URLs
@@ -183,13 +185,5 @@ def _api_error(body: Mapping[str, Any], where: str) -> ProviderError:
     code = str(body.get("error_code"))
     # error_str names the kind of error; error_detail says what is wrong ("Invalid OAuth token").
     text = "; ".join(str(body[k]) for k in ("error_str", "error_detail") if body.get(k))[:TEXT_CAP]
-    message = f"API error {code} from {where}: {text}"
-    if code in AUTH_CODES:
-        return AuthFailed(f"{message}; {AUTH_HINTS[code]}", api_code=code)
-    if code in THROTTLE_CODES:
-        # Units spent or too many connections: a minute's pause is the least that helps.
-        return Throttled(message, api_code=code, pause=60.0 if code == "152" else 5.0)
-    if code in RETRYABLE_CODES:
-        return Unavailable(message, api_code=code)
-    return Rejected(message, api_code=code)
+    return api_error(ERRORS, code, f"API error {code} from {where}: {text}")
 
