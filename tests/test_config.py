@@ -190,3 +190,14 @@ def json_aggregates() -> str:
 
     return json.dumps(SetState("banners", "yandex_direct", Vocabulary(frozenset(), frozenset(), frozenset()))
                       .aggregates())
+
+
+@pytest.mark.parametrize("provider", sorted(set(PROVIDERS) - {"yandex_direct"}))
+def test_discovery_is_refused_for_a_provider_that_cannot_list(provider, monkeypatch):
+    monkeypatch.setenv("ANY_SECRET", "secret-value-123")
+    cls = PROVIDERS[provider]
+    account = {"provider": provider, **{f.name: ({"env": "ANY_SECRET"} if f.kind == "secret" else "12345")
+                                        for f in cls.account_fields if f.required}}
+    raw = {"accounts": {"a": account}, "task_sets": [{"name": "s", "account": "a", "tasks": {"discover": True}}]}
+    with pytest.raises(ConfigError, match=rf"task_sets\[0\]\.tasks\.discover: {provider} cannot list its tasks"):
+        config_mod.parse(raw, PROVIDERS)

@@ -261,7 +261,11 @@ class _Reader:
         interval = self.duration(f"{key}.interval", raw.get("interval", 60), minimum=1.0)
         tasks = self.tasks(f"{key}.tasks", raw.get("tasks"))
         if account is not None:
-            syntax = self.providers[account.provider].task_id_syntax(account.options)
+            provider_cls = self.providers[account.provider]
+            if tasks.discover and not callable(getattr(provider_cls, "discover", None)):
+                self.bad(f"{key}.tasks.discover", f"{account.provider} cannot list its tasks; give ids, files "
+                         "or push_token instead")
+            syntax = provider_cls.task_id_syntax(account.options)
             for i, task_id in enumerate(tasks.ids):
                 if not syntax.accepts(task_id):
                     self.bad(f"{key}.tasks.ids[{i}]", f"expected {syntax.description}, got {task_id[:100]!r}")
