@@ -95,7 +95,7 @@ def test_exposition_is_cached_until_state_changes_and_has_no_created_series():
     expo = exposition(store)
     first = expo.render()
     assert expo.render() is first  # no change, no re-render
-    store.record_request("s", "ok", None)
+    store.apply_poll("s", PollOutcome(started=160, duration=0.1, results=[], requests={("ok", None): 2}))
     assert expo.render() is not first
     text = expo.render().decode()
     assert "_created" not in text

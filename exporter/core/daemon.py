@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable
 
@@ -11,6 +10,7 @@ import aiohttp
 from exporter.core.collector import Exposition, StateCollector
 from exporter.core.config import Config
 from exporter.core.http import HttpClient
+from exporter.core.model import RequestTally
 from exporter.core.provider import ProviderRegistry
 from exporter.core.ratelimit import AccountLimiter
 from exporter.core.scheduler import BACKOFF_BASE_SECONDS, Scheduler, TaskSetRunner
@@ -36,15 +36,17 @@ def build_scheduler(
         provider_cls = providers[account.provider]
         store.ensure_set(ts.name, provider_cls.name, provider_cls.vocabulary,
                          id_syntax=provider_cls.task_id_syntax(account.options), not_found_after=ts.not_found_after)
+        tally = RequestTally()
         http = HttpClient(
             session,
             limiters[ts.account],
             timeout=account.timeout,
-            observe=functools.partial(store.record_request, ts.name),
+            observe=tally.add,
             clock=clock,
             max_body_bytes=provider_cls.max_body_bytes,
         )
-        runners.append(TaskSetRunner(ts, provider_cls(account, http), store, clock=clock, backoff_base=backoff_base))
+        runners.append(TaskSetRunner(ts, provider_cls(account, http), store, tally=tally, clock=clock,
+                                     backoff_base=backoff_base))
     store.retain_sets(ts.name for ts in config.task_sets)
     return Scheduler(runners)
 

@@ -105,6 +105,25 @@ class LazyStatuses(Sequence[TaskStatus]):
         return itertools.chain((item[0] for item in self._items), (s.task_id for s in self._tail))
 
 
+class RequestTally:
+    """API calls of one poll by (result, provider error code), gathered as they are made and
+    applied with the poll, so the state changes only when the poll is applied."""
+
+    __slots__ = ("counts",)
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str | None], int] = {}
+
+    def add(self, result: str, api_code: str | None) -> None:
+        key = (result, api_code)
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def take(self) -> dict[tuple[str, str | None], int]:
+        """The counts so far; the tally starts again from nothing."""
+        counts, self.counts = self.counts, {}
+        return counts
+
+
 @dataclass(frozen=True, slots=True)
 class FetchResult:
     """One provider call's answer: per-task statuses and, where reported, the set's ETA.

@@ -24,7 +24,7 @@ import backoff
 from exporter.core.config import TaskSetConfig
 from exporter.core.errors import AuthFailed, ProviderError, StateFileError, Unavailable
 from exporter.core.memory import release_free_memory
-from exporter.core.model import FetchResult
+from exporter.core.model import FetchResult, RequestTally
 from exporter.core.provider import AccountBatchCap, Discovering, Provider
 from exporter.core.sources import TaskIdSource
 from exporter.core.state import PollOutcome, StateStore
@@ -59,10 +59,12 @@ class TaskSetRunner:
         provider: Provider,
         store: StateStore,
         *,
+        tally: RequestTally | None = None,
         clock: Callable[[], float] = time.time,
         backoff_base: float = BACKOFF_BASE_SECONDS,
     ) -> None:
         self.config = config
+        self.tally = tally or RequestTally()  # the provider's HTTP client counts its calls here
         self.provider = provider
         self.store = store
         self.clock = clock
@@ -128,6 +130,7 @@ class TaskSetRunner:
             duration=time.monotonic() - started_mono,
             results=results,
             error=None if error is None else error.message,
+            requests=self.tally.take(),
         )
         await self.store.apply_poll_async(name, outcome)
         if now >= self._next_forget:

@@ -113,12 +113,6 @@ class StateStore:
             self.changed()
         return added
 
-    def record_request(self, name: str, result: str, api_code: str | None) -> None:
-        st = self.sets.get(name)
-        if st is not None:
-            st.record_request(result, api_code)
-            self.changed()
-
     # -- chunked work, as coroutines for the daemon and plain calls for tests and tools ------
     async def due_async(self, name: str, now: float) -> list[str]:
         found: list[str] = []

@@ -13,8 +13,8 @@ import json
 import logging
 import sys
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from exporter.core import eta
@@ -39,6 +39,7 @@ class PollOutcome:
     duration: float
     results: Sequence[FetchResult]
     error: str | None = None  # None: the poll succeeded
+    requests: Mapping[tuple[str, str | None], int] = field(default_factory=dict)  # (result, API code) -> calls
 
 
 class SetState:
@@ -156,6 +157,8 @@ class SetState:
             for task_id in result.omitted:
                 self._apply_omitted(task_id, now)
         self.log_bad_ids(bad, "the provider's listing")
+        for (result_label, api_code), calls in outcome.requests.items():
+            self.record_request(result_label, api_code, calls)
         self.poll_durations.observe(outcome.duration)
         self.polled = True
         self.baselined = self.baselined or outcome.error is None
@@ -311,10 +314,10 @@ class SetState:
         return dropped
 
     # -- requests -------------------------------------------------------------------------
-    def record_request(self, result: str, api_code: str | None) -> None:
-        self.requests[result] += 1
+    def record_request(self, result: str, api_code: str | None, calls: int = 1) -> None:
+        self.requests[result] += calls
         if api_code is not None:
-            self.api_errors[self.bounded("API error code", api_code, self.vocabulary.api_error_codes)] += 1
+            self.api_errors[self.bounded("API error code", api_code, self.vocabulary.api_error_codes)] += calls
 
     # -- saving and restoring ---------------------------------------------------------------
     def snapshot_steps(self, out: list[SetChanges]) -> Iterator[None]:
