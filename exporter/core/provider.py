@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_chec
 from exporter.core.model import FetchResult
 
 if TYPE_CHECKING:
-    from exporter.core.config import AccountConfig
     from exporter.core.http import HttpClient
 
 FieldKind = Literal["str", "secret", "str_list", "int", "float", "bool"]
@@ -87,6 +86,18 @@ class IdSyntax:
         return self.pattern.fullmatch(task_id) is not None
 
 
+class Account(Protocol):
+    """What a provider reads of its account (`core.config.AccountConfig`)."""
+
+    @property
+    def endpoint(self) -> str: ...
+
+    @property
+    def options(self) -> Mapping[str, Any]: ...
+
+    def secret(self, key: str) -> str: ...
+
+
 @runtime_checkable
 class Provider(Protocol):
     """What every provider module exports as its client class."""
@@ -105,7 +116,7 @@ class Provider(Protocol):
         """The syntax of task IDs for an account with these provider options."""
         ...
 
-    def __init__(self, account: AccountConfig, http: HttpClient) -> None: ...
+    def __init__(self, account: Account, http: HttpClient) -> None: ...
 
     async def fetch(self, task_ids: Sequence[str]) -> FetchResult:
         """Statuses of these task IDs (at most `batch_size`). Raises ProviderError only.

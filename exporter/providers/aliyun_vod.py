@@ -18,8 +18,9 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
+from exporter.core.classify import api_error
 from exporter.core.config import AccountConfig
-from exporter.core.errors import BadResponse, ProviderError, api_error
+from exporter.core.errors import BadResponse, ProviderError
 from exporter.core.http import HttpClient, HttpResponse
 from exporter.core.model import FetchResult, Tally, TaskState, TaskStatus
 from exporter.core.provider import AccountField, CounterSpec, ErrorCodes, IdSyntax, Vocabulary

@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 from xml.etree.ElementTree import Element, SubElement, tostring
 
+from exporter.core.classify import api_error
 from exporter.core.config import AccountConfig
-from exporter.core.errors import BadResponse, ProviderError, api_error
+from exporter.core.errors import BadResponse, ProviderError
 from exporter.core.http import HttpClient, HttpResponse
 from exporter.core.model import FetchResult, Tally, TaskState, TaskStatus
 from exporter.core.provider import AccountField, CounterSpec, ErrorCodes, IdSyntax, Vocabulary

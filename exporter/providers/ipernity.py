@@ -11,8 +11,9 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+from exporter.core.classify import api_error
 from exporter.core.config import AccountConfig
-from exporter.core.errors import ProviderError, Rejected, api_error
+from exporter.core.errors import ProviderError, Rejected
 from exporter.core.http import HttpClient, HttpResponse
 from exporter.core.model import FetchResult, TaskState, TaskStatus
 from exporter.core.provider import AccountField, CounterSpec, ErrorCodes, IdSyntax, Vocabulary
