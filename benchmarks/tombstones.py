@@ -6,15 +6,14 @@ import gc
 import tracemalloc
 
 from exporter.core.model import TaskState
-from exporter.core.provider import Vocabulary
-from exporter.core.state import SetState
+from exporter.core.tombstones import Tombstones
 
 HOURS = 14 * 24  # tombstones made over a fortnight's retention: one shared value per hour and state
 
 
 def bytes_per_tombstone(count: int) -> float:
     """Traced allocation per tombstone for `count` tombstones, the ID strings made beforehand."""
-    st = SetState("bench", "bench", Vocabulary(frozenset(), frozenset(), frozenset()))
+    graves = Tombstones()
     ids = [f"{i:012d}" for i in range(count)]
     states = (TaskState.DONE, TaskState.ERROR, TaskState.NOT_FOUND)
     spacing = HOURS * 3600.0 / count
@@ -23,7 +22,7 @@ def bytes_per_tombstone(count: int) -> float:
     try:
         before = tracemalloc.get_traced_memory()[0]
         for i, task_id in enumerate(ids):
-            st.bury(task_id, states[i % 3], i * spacing)
+            graves.bury(task_id, states[i % 3], i * spacing)
         return (tracemalloc.get_traced_memory()[0] - before) / count
     finally:
         tracemalloc.stop()

@@ -185,11 +185,12 @@ def test_a_damaged_state_file_stops_the_start_with_one_line(tmp_path, damage):
 def json_aggregates() -> str:
     import json
 
+    from exporter.core.dump import aggregates
     from exporter.core.provider import Vocabulary
     from exporter.core.tasks import SetState
 
-    return json.dumps(SetState("banners", "yandex_direct", Vocabulary(frozenset(), frozenset(), frozenset()))
-                      .aggregates())
+    return json.dumps(aggregates(SetState("banners", "yandex_direct", Vocabulary(frozenset(), frozenset(),
+                                                                                  frozenset()))))
 
 
 @pytest.mark.parametrize("provider", sorted(set(PROVIDERS) - {"yandex_direct"}))

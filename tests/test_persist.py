@@ -112,5 +112,5 @@ async def test_every_kind_of_change_reaches_the_state_file(tmp_path):
     assert tasks["c"].last_seen is None and tasks["c"].first_seen == 100.0
     assert tasks["d"].state is TaskState.PENDING and tasks["d"].status == "Queued" and tasks["d"].last_seen == 160.5
     assert tasks["d"].misses == 1  # left out once since it was last seen
-    assert second.sets["s"].tombstones == {"a": (TaskState.DONE, 2)}
+    assert dict(second.sets["s"].tombstones.items()) == {"a": (TaskState.DONE, 2)}
     assert second.track("s", ["a"], 300.0) == 0  # forgotten, and still ignored after the restart

@@ -15,11 +15,6 @@ POLL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 FIELDS = ("state", "status", "fault", "message", "progress", "eta", "created", "finished",
           "first_seen", "last_seen", "not_before", "misses")
 
-# A tombstone is (final state, hour). One shared tuple per distinct value, so a tombstone costs
-# its dict entry and nothing more.
-Tombstone = tuple[TaskState, int]
-TOMBSTONE_HOUR = 3600.0  # tombstones keep the hour they were made or last listed in
-
 
 class TaskRecord:
     """What is kept of one task; label values are already bounded."""

@@ -159,7 +159,7 @@ class TaskSetRunner:
             return
         self._next_sweep = now + TOMBSTONE_SWEEP_SECONDS
         name = self.config.name
-        expiring = self.store.sets[name].expiring_tombstones(now - self.config.tombstone_retention)
+        expiring = self.store.sets[name].tombstones.expiring(now - self.config.tombstone_retention)
         if expiring:
             listed = await asyncio.to_thread(self.source.listed)  # reads the ID files: off the event loop
             self.store.expire_tombstones(name, expiring, listed, now)

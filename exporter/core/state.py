@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import Collection, Iterable, Iterator
 
+from exporter.core import dump
 from exporter.core.provider import IdSyntax, Vocabulary
 from exporter.core.sink import SetChanges, StateSink
 from exporter.core.tasks import MISSING, OTHER, PollOutcome, SetState
@@ -87,12 +88,12 @@ class StateStore:
         if saved is None:
             return
         try:
-            st.restore(saved)
+            dump.restore(st, saved)
         except (KeyError, ValueError, TypeError, AttributeError) as err:
             raise self.sink.damaged(err, f"the aggregates of set {st.name}") from None
         after = ""
         while page := await self.sink.rows(st.name, after, RESTORE_PAGE):
-            st.restore_rows(page)
+            dump.restore_rows(st, page)
             after = page[-1][0]
         log.info("restored %d tasks and %d tombstones of set %s", len(st.tasks), len(st.tombstones), st.name)
 
@@ -151,7 +152,7 @@ class StateStore:
 
     def expire_tombstones(self, name: str, task_ids: Iterable[str], still_listed: Collection[str],
                           now: float) -> int:
-        return self.sets[name].expire_tombstones(task_ids, still_listed, now)
+        return self.sets[name].tombstones.expire(task_ids, still_listed, now)
 
     async def flush(self, name: str) -> None:
         """Save what changed in the set since the last flush (nothing to do without a sink).
@@ -169,7 +170,7 @@ class StateStore:
             if st is None:
                 return
             out: list[SetChanges] = []
-            await _run(st.snapshot_steps(out))
+            await _run(dump.changes_steps(st, out))
             await self.sink.save(out[0])
 
     async def close(self) -> None:

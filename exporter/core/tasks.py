@@ -9,19 +9,17 @@ few thousand tasks, so the store can give the event loop a turn between chunks.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from exporter.core import eta
 from exporter.core.model import FetchResult, TaskState, TaskStatus
 from exporter.core.provider import IdSyntax, Vocabulary
-from exporter.core.records import DURATION_BUCKETS, POLL_BUCKETS, TOMBSTONE_HOUR, Histogram, TaskRecord, Tombstone
-from exporter.core.sink import SavedSet, SetChanges
+from exporter.core.records import DURATION_BUCKETS, POLL_BUCKETS, Histogram, TaskRecord
+from exporter.core.tombstones import Tombstones
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +51,7 @@ class SetState:
         self.not_found_after = 3
         self.tasks: dict[str, TaskRecord] = {}
         self.eta_tasks: set[str] = set()  # pending tasks with a provider-reported ETA
-        # Forgotten final tasks: ignored from every source while the tombstone lasts.
-        self.tombstones: dict[str, Tombstone] = {}
-        self._tomb_values: dict[Tombstone, Tombstone] = {}
+        self.tombstones = Tombstones(keep_changes=keep_changes)  # forgotten final tasks
         self.by_state: dict[TaskState, int] = dict.fromkeys(TaskState, 0)
         self.by_status: defaultdict[str, int] = defaultdict(int)
         self.faults: defaultdict[str, int] = defaultdict(int)
@@ -79,8 +75,6 @@ class SetState:
         # Changes since the last save; kept only when something saves them.
         self.keep_changes = keep_changes
         self.dirty: set[str] = set()
-        self.forgotten: set[str] = set()  # tombstones made or renewed since the last save
-        self.unburied: set[str] = set()  # tombstones expired since the last save
         self._logged_unknown: set[tuple[str, str]] = set()
 
     # -- IDs coming in ------------------------------------------------------------------
@@ -117,7 +111,7 @@ class SetState:
 
     def _add(self, task_id: str, rec: TaskRecord) -> None:
         self.tasks[task_id] = rec
-        self._count(rec, +1)
+        self.count(rec, +1)
         self._changed(task_id)
 
     def _changed(self, task_id: str) -> None:
@@ -196,7 +190,7 @@ class SetState:
             # Most polls change few tasks: leave the aggregates alone for those that stay put.
             changed = rec.state is not state or rec.status != label or rec.fault != fault or rec.progress != progress
             if changed:
-                self._count(rec, -1)
+                self.count(rec, -1)
             # Only what a restart needs is saved: the time a task was last seen alone is not.
             saved = changed or rec.eta != status.eta_seconds or rec.not_before != status.not_before or bool(
                 rec.misses) or rec.last_seen is None
@@ -219,7 +213,7 @@ class SetState:
         rec.not_before = status.not_before
         rec.misses = 0
         if changed:
-            self._count(rec, +1)
+            self.count(rec, +1)
         if saved:
             self._changed(status.task_id)
         if rec.eta is not None and state is TaskState.PENDING:
@@ -273,114 +267,18 @@ class SetState:
                 rec = self.tasks.get(task_id)
                 if rec is not None and rec.state.final and rec.last_seen is not None and rec.last_seen < older_than:
                     del self.tasks[task_id]
-                    self._count(rec, -1)
+                    self.count(rec, -1)
                     self.eta_tasks.discard(task_id)
-                    self.bury(task_id, rec.state, now)
+                    self.dirty.discard(task_id)
+                    self.tombstones.bury(task_id, rec.state, now)
                     forgotten.append(task_id)
             yield
-
-    def tombstone(self, state: TaskState, hour: int) -> Tombstone:
-        """The shared (state, hour) value."""
-        key = (state, hour)
-        return self._tomb_values.setdefault(key, key)
-
-    def bury(self, task_id: str, state: TaskState, now: float) -> None:
-        self.tombstones[task_id] = self.tombstone(state, int(now // TOMBSTONE_HOUR))
-        if self.keep_changes:
-            self.forgotten.add(task_id)
-            self.dirty.discard(task_id)
-            self.unburied.discard(task_id)
-
-    def expiring_tombstones(self, older_than: float) -> list[str]:
-        """Tombstones made or last listed before `older_than`."""
-        hour = int(older_than // TOMBSTONE_HOUR)
-        return [tid for tid, (_, made) in self.tombstones.items() if made < hour]
-
-    def expire_tombstones(self, task_ids: Iterable[str], still_listed: Collection[str], now: float) -> int:
-        """Drop these tombstones, except those a configured source still lists: they are renewed."""
-        dropped = 0
-        for task_id in task_ids:
-            grave = self.tombstones.get(task_id)
-            if grave is None:
-                continue
-            if task_id in still_listed:
-                self.bury(task_id, grave[0], now)
-                continue
-            del self.tombstones[task_id]
-            dropped += 1
-            if self.keep_changes:
-                self.unburied.add(task_id)
-                self.forgotten.discard(task_id)
-        return dropped
 
     # -- requests -------------------------------------------------------------------------
     def record_request(self, result: str, api_code: str | None, calls: int = 1) -> None:
         self.requests[result] += calls
         if api_code is not None:
             self.api_errors[self.bounded("API error code", api_code, self.vocabulary.api_error_codes)] += calls
-
-    # -- saving and restoring ---------------------------------------------------------------
-    def snapshot_steps(self, out: list[SetChanges]) -> Iterator[None]:
-        """What changed since the last snapshot, as one SetChanges appended to `out`."""
-        dirty, self.dirty = self.dirty, set()
-        buried, self.forgotten = self.forgotten, set()
-        unburied, self.unburied = self.unburied, set()
-        rows: list[tuple[Any, ...]] = []
-        ids = list(dirty)
-        for start in range(0, len(ids), SCAN_CHUNK):
-            for task_id in ids[start:start + SCAN_CHUNK]:
-                rec = self.tasks.get(task_id)
-                if rec is not None:
-                    rows.append(rec.row(task_id))
-            yield
-        graves = [(t, *grave) for t in buried if (grave := self.tombstones.get(t)) is not None]
-        out.append(SetChanges(self.name, self.provider, json.dumps(self.aggregates()), rows, graves,
-                              list(unburied)))
-
-    def aggregates(self) -> dict[str, Any]:
-        """Everything but the tasks, as JSON-ready data."""
-        return {
-            "completed_total": self.completed_total,
-            "failed_total": dict(self.failed_total),
-            "tallies": [[c, label, v] for (c, label), v in self.tallies.items()],
-            "durations": {s.value: h.dump() for s, h in self.durations.items()},
-            "requests": dict(self.requests),
-            "api_errors": dict(self.api_errors),
-            "poll_durations": self.poll_durations.dump(),
-            "last_success": self.last_success,
-            "last_poll": self.last_poll,
-            "eta": self.eta,
-            "completion_rate": self.completion_rate,
-        }
-
-    def restore(self, saved: SavedSet) -> None:
-        """Load saved aggregates and tombstones into this new set (rows come with `restore_rows`)."""
-        aggregates = saved.aggregates
-        self.completed_total = int(aggregates["completed_total"])
-        self.failed_total.update(aggregates["failed_total"])
-        self.tallies.update({(c, label): v for c, label, v in aggregates["tallies"]})
-        for state, data in aggregates["durations"].items():
-            self.durations[TaskState(state)].load(data)
-        self.requests.update(aggregates["requests"])
-        self.api_errors.update(aggregates["api_errors"])
-        self.poll_durations.load(aggregates["poll_durations"])
-        for key in ("last_success", "last_poll", "eta", "completion_rate"):
-            setattr(self, key, aggregates[key])
-        for task_id, state, hour in saved.tombstones:
-            self.tombstones[task_id] = self.tombstone(state, hour)
-        self.baselined = self.restored = True
-
-    def restore_rows(self, rows: Iterable[tuple[Any, ...]]) -> None:
-        """Task rows (task_id, then FIELDS); a task pushed while restoring gives way to its saved row."""
-        for task_id, *values in rows:
-            rec = TaskRecord.from_row(values)
-            old = self.tasks.get(task_id)
-            if old is not None:
-                self._count(old, -1)
-            self.tasks[task_id] = rec
-            self._count(rec, +1)
-            if rec.eta is not None and rec.state is TaskState.PENDING:
-                self.eta_tasks.add(task_id)
 
     # -- label bounding ---------------------------------------------------------------------
     def bounded(self, kind: str, value: str, known: frozenset[str]) -> str:
@@ -395,7 +293,7 @@ class SetState:
         return OTHER
 
     # -- aggregate bookkeeping ----------------------------------------------------------------
-    def _count(self, rec: TaskRecord, sign: int) -> None:
+    def count(self, rec: TaskRecord, sign: int) -> None:
         self.by_state[rec.state] += sign
         if rec.status:
             self.by_status[rec.status] += sign
