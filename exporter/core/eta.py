@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from exporter.core.records import TaskRecord
+
 RATE_SMOOTHING = 0.3  # weight of the newest poll in the completion-rate average
 
 
@@ -34,3 +36,15 @@ def estimate(pending: int, reported: Sequence[float], asked_etas: Iterable[float
     if completion_rate:
         return pending / completion_rate
     return None
+
+
+def task_etas(pending: Iterable[TaskRecord], now: float) -> tuple[list[float], list[float]]:
+    """ETAs of tasks asked in the poll ending `now`, and what is left of the others' (waiting for
+    their not-before time): a task's ETA counts from when it was reported."""
+    asked, waiting = [], []
+    for rec in pending:
+        if rec.last_seen == now:
+            asked.append(rec.eta or 0.0)
+        else:
+            waiting.append(max(0.0, (rec.eta or 0.0) - (now - (rec.last_seen or now))))
+    return asked, waiting

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import itertools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, overload
 
@@ -141,3 +141,14 @@ class FetchResult:
         if isinstance(self.statuses, LazyStatuses):
             return self.statuses.task_ids()
         return (status.task_id for status in self.statuses)
+
+
+@dataclass(frozen=True, slots=True)
+class PollOutcome:
+    """Everything one poll learned, applied as one unit."""
+
+    started: float
+    duration: float
+    results: Sequence[FetchResult]
+    error: str | None = None  # None: the poll succeeded
+    requests: Mapping[tuple[str, str | None], int] = field(default_factory=dict)  # (result, API code) -> calls

@@ -14,9 +14,10 @@ import logging
 from collections.abc import Collection, Iterable, Iterator
 
 from exporter.core import dump
+from exporter.core.model import PollOutcome
 from exporter.core.provider import IdSyntax, Vocabulary
 from exporter.core.sink import SetChanges, StateSink
-from exporter.core.tasks import MISSING, OTHER, PollOutcome, SetState
+from exporter.core.tasks import MISSING, OTHER, SetState
 
 __all__ = ["MISSING", "OTHER", "PollOutcome", "SetState", "StateStore"]
 

@@ -12,11 +12,10 @@ from __future__ import annotations
 import logging
 import sys
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
 
 from exporter.core import eta
-from exporter.core.model import FetchResult, TaskState, TaskStatus
+from exporter.core.model import PollOutcome, TaskState, TaskStatus
 from exporter.core.provider import IdSyntax, Vocabulary
 from exporter.core.records import DURATION_BUCKETS, POLL_BUCKETS, Histogram, TaskRecord
 from exporter.core.tombstones import Tombstones
@@ -27,17 +26,6 @@ OTHER = "other"
 MISSING = "missing"  # provider status of a task left out of `not_found_after` answers in a row
 APPLY_CHUNK = 2_000  # statuses applied between two turns of the event loop
 SCAN_CHUNK = 20_000  # tasks looked at between two turns
-
-
-@dataclass(frozen=True, slots=True)
-class PollOutcome:
-    """Everything one poll learned, applied as one unit."""
-
-    started: float
-    duration: float
-    results: Sequence[FetchResult]
-    error: str | None = None  # None: the poll succeeded
-    requests: Mapping[tuple[str, str | None], int] = field(default_factory=dict)  # (result, API code) -> calls
 
 
 class SetState:
@@ -245,15 +233,7 @@ class SetState:
     def _update_eta(self, outcome: PollOutcome, completed: int, now: float) -> None:
         if self.last_poll is not None:
             self.completion_rate = eta.smoothed_rate(self.completion_rate, completed, now - self.last_poll)
-        # A task's ETA counts from when it was reported: tasks not asked in this poll (waiting
-        # for their not-before time) count with what is left of their last ETA.
-        asked, waiting = [], []
-        for task_id in self.eta_tasks:
-            rec = self.tasks[task_id]
-            if rec.last_seen == now:
-                asked.append(rec.eta or 0.0)
-            else:
-                waiting.append(max(0.0, (rec.eta or 0.0) - (now - (rec.last_seen or now))))
+        asked, waiting = eta.task_etas([self.tasks[t] for t in self.eta_tasks], now)
         reported = [r.eta_seconds for r in outcome.results if r.eta_seconds is not None]
         self.eta = eta.estimate(self.by_state[TaskState.PENDING], reported, asked, waiting, self.completion_rate)
 
