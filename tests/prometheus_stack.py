@@ -148,7 +148,7 @@ class Stack:
             raw["accounts"][f"e2e-{sim.name}"] = sim.demo_account()
             raw["task_sets"].append({
                 "name": f"e2e-{sim.name}", "account": f"e2e-{sim.name}", "interval": 1, "jitter": 0,
-                "tasks": sim.demo_tasks(str(ids_file)), "labels": {"env": "e2e"}, "per_task_series": 20,
+                "tasks": sim.demo_tasks(str(ids_file)), "labels": {"scenario": "e2e"}, "per_task_series": 20,
                 "max_tries": 3, "max_retry_time": 2,
             })
         cfg = config_mod.parse(raw, PROVIDERS, "<e2e>")

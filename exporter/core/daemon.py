@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import aiohttp
 
 from exporter.core.collector import Exposition, StateCollector
-from exporter.core.config import Config
+from exporter.core.config import AccountConfig, Config
 from exporter.core.http import HttpClient
 from exporter.core.model import RequestTally
 from exporter.core.provider import ProviderRegistry
@@ -44,11 +45,23 @@ def build_scheduler(
             observe=tally.add,
             clock=clock,
             max_body_bytes=provider_cls.max_body_bytes,
+            **proxy_settings(account),
         )
         runners.append(TaskSetRunner(ts, provider_cls(account, http), store, tally=tally, clock=clock,
                                      backoff_base=backoff_base))
     store.retain_sets(ts.name for ts in config.task_sets)
     return Scheduler(runners)
+
+
+def proxy_settings(account: AccountConfig) -> dict[str, Any]:
+    """HttpClient keywords for the account's own proxy; none when it has no `proxy`."""
+    if account.proxy is None:
+        return {}
+    headers = {}
+    if account.proxy.username is not None:
+        password = account.proxy.password.reveal() if account.proxy.password else ""
+        headers["Proxy-Authorization"] = aiohttp.BasicAuth(account.proxy.username, password).encode()
+    return {"proxy": account.proxy.url, "proxy_headers": headers}
 
 
 def build_exposition(config: Config, providers: ProviderRegistry, store: StateStore) -> Exposition:

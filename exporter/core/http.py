@@ -116,6 +116,8 @@ class HttpClient:
         observe: Observer,
         clock: Callable[[], float] = time.time,
         max_body_bytes: int = MAX_BODY_BYTES,
+        proxy: str | None = None,
+        proxy_headers: Mapping[str, str] | None = None,
     ) -> None:
         self.clock = clock  # the core's clock, for providers that turn relative times into unix times
         self._session = session
@@ -123,6 +125,9 @@ class HttpClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._observe = observe
         self._max_body = max_body_bytes
+        # The account's own proxy; without one the session's trust_env applies HTTP(S)_PROXY/NO_PROXY.
+        self._proxy = proxy
+        self._proxy_headers = dict(proxy_headers) if proxy_headers else None
 
     async def call(
         self,
@@ -191,6 +196,8 @@ class HttpClient:
                 headers=headers,
                 timeout=self._timeout,
                 allow_redirects=False,
+                proxy=self._proxy,
+                proxy_headers=self._proxy_headers,
             ) as resp:
                 body = await self._read(resp, where)
                 return HttpResponse(resp.status, dict(resp.headers), body, where)

@@ -1,0 +1,74 @@
+"""Content negotiation for /metrics: text 0.0.4 or OpenMetrics, plain or gzip, from cached bytes.
+
+The task data is rendered once per state change and per format (prometheus-client's own
+`choose_encoder` picks the format from `Accept`, `gzip_accepted` reads `Accept-Encoding`).
+For gzip the compressed task data is cached together with the compressor's state after it,
+so a scrape compresses only the small live part (reload, process, platform and GC metrics)
+that is rendered on every scrape: `zlib` compressor objects can be copied.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder, gzip_accepted
+
+from exporter.core.collector import Exposition
+
+EOF = b"# EOF\n"
+GZIP_WBITS = 31  # a gzip header and trailer around the deflate stream
+GZIP_LEVEL = 6
+MAX_CACHED_FORMATS = 8  # content types come from client headers; keep the cache bounded
+
+
+@dataclass(slots=True)
+class _Cached:
+    body: bytes  # the task data in this format, without OpenMetrics' closing `# EOF`
+    gzip_prefix: bytes = b""
+    gzip_state: zlib._Compress | None = None  # the compressor after `body`
+
+
+class NegotiatedExposition:
+    """What /metrics answers: the cached task data in the asked format, then the live metrics."""
+
+    def __init__(self, exposition: Exposition, live: CollectorRegistry) -> None:
+        self.exposition = exposition
+        self.live = live
+        self._version = -1
+        self._cache: dict[str, _Cached] = {}
+
+    def render(self, accept: str = "", accept_encoding: str = "") -> tuple[bytes, dict[str, str]]:
+        """The body and its Content-Type (and Content-Encoding) headers for these request headers."""
+        encoder, content_type = choose_encoder(accept)
+        cached = self._task_data(content_type, encoder)
+        live = encoder(self.live)
+        headers = {"Content-Type": content_type}
+        if not gzip_accepted(accept_encoding):
+            return cached.body + live, headers
+        if cached.gzip_state is None:
+            compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, GZIP_WBITS)
+            cached.gzip_prefix = compressor.compress(cached.body)
+            cached.gzip_state = compressor
+        tail = cached.gzip_state.copy()
+        headers["Content-Encoding"] = "gzip"
+        return cached.gzip_prefix + tail.compress(live) + tail.flush(), headers
+
+    def _task_data(self, content_type: str, encoder: Callable[[CollectorRegistry], bytes]) -> _Cached:
+        version = self.exposition.store.version
+        if version != self._version:
+            self._cache.clear()
+            self._version = version
+        cached = self._cache.get(content_type)
+        if cached is None:
+            if encoder is choose_encoder("")[0]:
+                body = self.exposition.render()  # the text format: the cache tests and benchmarks use
+            else:
+                body = encoder(self.exposition.registry)
+                body = body.removesuffix(EOF)
+            cached = _Cached(body)
+            if len(self._cache) < MAX_CACHED_FORMATS:
+                self._cache[content_type] = cached
+        return cached
