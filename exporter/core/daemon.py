@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Callable
 from typing import Any
@@ -60,7 +61,8 @@ def proxy_settings(account: AccountConfig) -> dict[str, Any]:
     headers = {}
     if account.proxy.username is not None:
         password = account.proxy.password.reveal() if account.proxy.password else ""
-        headers["Proxy-Authorization"] = aiohttp.BasicAuth(account.proxy.username, password).encode()
+        token = base64.b64encode(f"{account.proxy.username}:{password}".encode()).decode()
+        headers["Proxy-Authorization"] = f"Basic {token}"
     return {"proxy": account.proxy.url, "proxy_headers": headers}
 
 

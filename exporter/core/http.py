@@ -186,6 +186,11 @@ class HttpClient:
         json_body: Any,
         headers: Mapping[str, str] | None,
     ) -> HttpResponse:
+        proxy_headers = self._proxy_headers
+        if proxy_headers and url.startswith("http://"):
+            # A plain-HTTP request goes to the proxy whole, so its Proxy-Authorization travels with it
+            # (the proxy strips it); for HTTPS it goes with the CONNECT, never to the provider.
+            headers, proxy_headers = {**(headers or {}), **proxy_headers}, None
         try:
             async with self._session.request(
                 method,
@@ -197,7 +202,7 @@ class HttpClient:
                 timeout=self._timeout,
                 allow_redirects=False,
                 proxy=self._proxy,
-                proxy_headers=self._proxy_headers,
+                proxy_headers=proxy_headers,
             ) as resp:
                 body = await self._read(resp, where)
                 return HttpResponse(resp.status, dict(resp.headers), body, where)
