@@ -288,6 +288,8 @@ def test_provider_dashboard_filters_every_query_by_provider_and_task_set() -> No
 def test_provisioning_examples_point_at_prometheus_and_the_dashboards() -> None:
     ds = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "prometheus.yml").read_text(encoding="utf-8"))
     assert ds["apiVersion"] == 1 and ds["datasources"][0]["type"] == "prometheus"
+    # A second default data source breaks provisioning on a Grafana that already has one.
+    assert ds["datasources"][0].get("isDefault") is not True
     dash = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "upload-status.yml").read_text(encoding="utf-8"))
     provider = dash["providers"][0]
     assert dash["apiVersion"] == 1 and provider["type"] == "file" and provider["options"]["path"]
