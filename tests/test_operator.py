@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import os
+import signal
 import subprocess
 import sys
 
@@ -192,6 +193,15 @@ async def test_listen_addresses_and_telemetry_path_flags(sim, tmp_path):
             assert 'href="/internal/metrics"' in await wait_for(f"http://127.0.0.1:{port}/")
         async with aiohttp.ClientSession() as client, client.get(f"http://127.0.0.1:{ports[0]}/metrics") as r:
             assert r.status == 404
+        # A failed SIGHUP reload shows in the reload metric; the running config goes on.
+        path.write_text("task_sets: nope\n")
+        proc.send_signal(signal.SIGHUP)
+        for _ in range(100):  # bounded: the reload is handled within a few loop turns
+            text = await wait_for(f"http://127.0.0.1:{ports[1]}/internal/metrics")
+            if "upload_config_last_reload_successful 0.0" in text:
+                break
+            await asyncio.sleep(0.1)
+        assert "upload_config_last_reload_successful 0.0" in text and 'task_set="banners"' in text
     finally:
         proc.terminate()
         await asyncio.to_thread(proc.wait, 15)

@@ -146,6 +146,21 @@ async def test_http_proxy_from_the_environment(sim, monkeypatch):
     assert len(proxy.forwarded) == len(sim.calls)  # every call the simulator answered came through the proxy
 
 
+async def test_credentials_in_the_environment_proxy_url_are_used_and_never_shown(sim, monkeypatch, caplog):
+    hidden = free_port()
+    proxy = ForwardProxy({hidden: URL(sim.url).port}, credentials=(PROXY_USER, PROXY_PASSWORD))
+    await proxy.start()
+    caplog.set_level(logging.DEBUG)
+    try:
+        monkeypatch.setenv("http_proxy", proxy.url.replace("://", f"://{PROXY_USER}:{PROXY_PASSWORD}@"))
+        text, status = await poll_through(raw_config(f"http://127.0.0.1:{hidden}/live/v4/json/"))
+    finally:
+        await proxy.stop()
+    assert 'upload_poll_up{provider="yandex_direct",task_set="banners"} 1.0' in text, status
+    assert proxy.refused == 0 and len(proxy.forwarded) == len(sim.calls) > 0
+    assert PROXY_PASSWORD not in text + str(status) + caplog.text
+
+
 async def test_no_proxy_bypasses_the_environment_proxy(sim, monkeypatch):
     proxy = ForwardProxy({})
     await proxy.start()

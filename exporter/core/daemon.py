@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import base64
 import time
 from collections.abc import Callable
-from typing import Any
 
 import aiohttp
 
 from exporter.core.collector import Exposition, StateCollector
-from exporter.core.config import AccountConfig, Config
+from exporter.core.config import Config
 from exporter.core.http import HttpClient
 from exporter.core.model import RequestTally
 from exporter.core.provider import ProviderRegistry
+from exporter.core.proxy import proxy_settings
 from exporter.core.ratelimit import AccountLimiter
 from exporter.core.scheduler import BACKOFF_BASE_SECONDS, Scheduler, TaskSetRunner
 from exporter.core.state import StateStore
@@ -52,18 +51,6 @@ def build_scheduler(
                                      backoff_base=backoff_base))
     store.retain_sets(ts.name for ts in config.task_sets)
     return Scheduler(runners)
-
-
-def proxy_settings(account: AccountConfig) -> dict[str, Any]:
-    """HttpClient keywords for the account's own proxy; none when it has no `proxy`."""
-    if account.proxy is None:
-        return {}
-    headers = {}
-    if account.proxy.username is not None:
-        password = account.proxy.password.reveal() if account.proxy.password else ""
-        token = base64.b64encode(f"{account.proxy.username}:{password}".encode()).decode()
-        headers["Proxy-Authorization"] = f"Basic {token}"
-    return {"proxy": account.proxy.url, "proxy_headers": headers}
 
 
 def build_exposition(config: Config, providers: ProviderRegistry, store: StateStore) -> Exposition:

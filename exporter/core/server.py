@@ -114,9 +114,9 @@ def make_app(runtime: Runtime, *, lifecycle_api: bool = False, web_config: WebCo
 
 async def lifecycle(app: web.Application) -> AsyncIterator[None]:
     runtime = app[RUNTIME]
-    # trust_env: HTTP_PROXY, HTTPS_PROXY and NO_PROXY apply to every account without its own `proxy`.
-    async with aiohttp.ClientSession(headers={"User-Agent": f"upload-status-exporter/{__version__}"},
-                                     trust_env=True) as session:
+    # No trust_env: each account's proxy (its own, or HTTP(S)_PROXY/NO_PROXY) is resolved once, in
+    # exporter/core/proxy.py, instead of two thread hops and a .netrc read on every request.
+    async with aiohttp.ClientSession(headers={"User-Agent": f"upload-status-exporter/{__version__}"}) as session:
         runtime.session = session
         runtime.start()
         try:
