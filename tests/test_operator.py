@@ -17,7 +17,11 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.core import config as config_mod
+from exporter.core.daemon import build_exposition
+from exporter.core.exposition import NegotiatedExposition
+from exporter.core.selfmetrics import ReloadStatus, live_registry
 from exporter.core.server import Runtime, make_app
+from exporter.core.state import StateStore
 from exporter.core.status import MAX_ERROR_CHARS, safe_message
 from exporter.providers import PROVIDERS
 from exporter.simulator.yandex_direct import YandexDirectSimulator
@@ -213,3 +217,25 @@ def test_a_bad_telemetry_path_is_a_flag_error(path):
     proc = subprocess.run([sys.executable, "-m", "exporter", "--demo", f"--web.telemetry-path={path}"],
                           cwd=REPO, capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2 and "--web.telemetry-path" in proc.stderr
+
+
+def test_the_live_part_is_reused_for_a_second_and_redone_after_a_reload():
+    cfg = config_mod.parse({"accounts": {"direct": {"provider": "yandex_direct", "endpoint": "http://127.0.0.1:1/",
+                                                    "token": {"env": "SERVER_TOKEN"}}},
+                            "task_sets": [{"name": "banners", "account": "direct", "tasks": {"ids": ["1"]}}]},
+                           PROVIDERS)
+    now = [100.0]
+    reloads = ReloadStatus()
+    expo = NegotiatedExposition(build_exposition(cfg, PROVIDERS, StateStore()), live_registry(reloads),
+                                reloads, clock=lambda: now[0])
+    first, _ = expo.render()
+    (rendered_at, _, live), = expo._live.values()
+    now[0] += 0.5
+    assert expo.render()[0] == first and list(expo._live.values()) == [(rendered_at, 0, live)]  # reused
+    now[0] += 0.6
+    expo.render()
+    assert next(iter(expo._live.values()))[0] == now[0]  # a second later: rendered again
+    reloads.failed()
+    after_reload, _ = expo.render()
+    assert b"upload_config_last_reload_successful 0.0" in after_reload
+    assert next(iter(expo._live.values()))[1] == reloads.version

@@ -62,7 +62,8 @@ class Runtime:
         if self.live is None:
             self.live = live_registry(self.reload_status)
         self.scheduler = build_scheduler(self.config, self.providers, self.store, self.session)
-        self.exposition = NegotiatedExposition(build_exposition(self.config, self.providers, self.store), self.live)
+        self.exposition = NegotiatedExposition(build_exposition(self.config, self.providers, self.store), self.live,
+                                               self.reload_status)
         self.scheduler.start(on_fatal=self._fatal)
 
     def _fatal(self, err: Exception) -> None:
