@@ -32,6 +32,7 @@ from exporter.providers import PROVIDERS
 log = logging.getLogger("exporter")
 
 DEFAULT_LISTEN = ":9877"
+RESERVED_PATHS = ("/", "/-/healthy", "/-/ready", "/-/reload", "/api/v1/status")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -39,8 +40,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                                 description="Prometheus exporter for upload-task status APIs.")
     p.add_argument("--config.file", dest="config_file", default="config.yaml",
                    help="YAML config (default: %(default)s)")
-    p.add_argument("--web.listen-address", dest="listen", default=DEFAULT_LISTEN,
-                   help="address to serve /metrics on (default: %(default)s)")
+    p.add_argument("--web.listen-address", dest="listen", action="append", default=[],
+                   help=f"address to serve on, [host]:port; repeat it to listen on several (default: {DEFAULT_LISTEN})")
+    p.add_argument("--web.telemetry-path", dest="telemetry_path", default="/metrics",
+                   help="path under which to expose metrics (default: %(default)s)")
     p.add_argument("--web.config.file", dest="web_config", default="",
                    help="TLS and basic auth, in the exporter-toolkit format")
     p.add_argument("--web.enable-lifecycle", dest="lifecycle", action="store_true",
@@ -52,7 +55,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--check-config", action="store_true", help="validate the config and exit (0 valid, 2 invalid)")
     p.add_argument("--demo", action="store_true", help="run against simulated providers on loopback; no config needed")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.listen = args.listen or [DEFAULT_LISTEN]
+    return args
 
 
 def split_address(address: str) -> tuple[str | None, int]:
@@ -67,9 +72,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logs.setup("warning" if args.log_level == "warn" else args.log_level, args.log_format)
     try:
-        host, port = split_address(args.listen)
+        addresses = [split_address(address) for address in args.listen]
     except ValueError as err:
         print(err, file=sys.stderr)
+        return 2
+    if not args.telemetry_path.startswith("/") or args.telemetry_path in RESERVED_PATHS:
+        print(f"--web.telemetry-path: expected a path starting with '/', other than {', '.join(RESERVED_PATHS)};"
+              f" got {args.telemetry_path!r}", file=sys.stderr)
         return 2
     if args.check_config:
         if args.demo:
@@ -85,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{args.config_file}: valid ({len(cfg.accounts)} accounts, {len(cfg.task_sets)} task sets)")
         return 0
     try:
-        return asyncio.run(serve(args, host, port))
+        return asyncio.run(serve(args, addresses))
     except ConfigError as err:
         print(f"invalid configuration:\n{err}", file=sys.stderr)
         return 2
@@ -96,13 +105,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("cannot use the state file %s: %s; move it aside or restore a backup", args.state_file, err)
         return 1
     except OSError as err:
-        log.error("cannot listen on %s: %s", args.listen, err.strerror or err)
+        log.error("cannot listen on %s: %s", ", ".join(args.listen), err.strerror or err)
         return 1
     except KeyboardInterrupt:
         return 0
 
 
-async def serve(args: argparse.Namespace, host: str | None, port: int) -> int:
+async def serve(args: argparse.Namespace, addresses: Sequence[tuple[str | None, int]]) -> int:
     """Run until SIGTERM or SIGINT; SIGHUP reloads the config."""
     async with contextlib.AsyncExitStack() as stack:
         if args.demo:
@@ -123,13 +132,15 @@ async def serve(args: argparse.Namespace, host: str | None, port: int) -> int:
         web_config = webconfig.load(args.web_config) if args.web_config else webconfig.WebConfig()
         store = StateStore(StateFile(args.state_file)) if args.state_file else StateStore()
         runtime = Runtime(cfg, PROVIDERS, load, store)
-        app = make_app(runtime, lifecycle_api=args.lifecycle, web_config=web_config)
+        app = make_app(runtime, lifecycle_api=args.lifecycle, web_config=web_config,
+                       telemetry_path=args.telemetry_path)
         tune_collector()  # before the first poll
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
-        await web.TCPSite(runner, host, port, ssl_context=web_config.ssl_context).start()
-        log.info("upload-status-exporter %s listening on %s (%d task sets)", __version__, args.listen,
+        for host, port in addresses:
+            await web.TCPSite(runner, host, port, ssl_context=web_config.ssl_context).start()
+        log.info("upload-status-exporter %s listening on %s (%d task sets)", __version__, ", ".join(args.listen),
                  len(cfg.task_sets))
         stop = runtime.stopping
         loop = asyncio.get_running_loop()

@@ -1,24 +1,20 @@
 #!/usr/bin/env python3
-"""Writes grafana/dashboards/*.json from the panel tables below (panel building blocks: grafana_panels.py).
-
-    python3 scripts/grafana_dashboards.py          # write the dashboards
-    python3 scripts/grafana_dashboards.py --check  # exit 1 when the JSON is out of date
+"""The dashboards as panel tables, rendered to grafana/dashboards/*.json by grafana_mixin.py
+(panel building blocks: grafana_panels.py).
 
 Edit the tables here, not the JSON: every panel gets the same datasource, layout and
-field defaults, and the tests check the JSON is what this script writes. Panels read
+field defaults, and the tests check the JSON is what the generator writes. Panels read
 only the metric contract (docs and exporter/core/metrics.py) and split by the
-`provider` label, so a new provider shows up without a dashboard change.
+`provider` label, so a new provider shows up without a dashboard change. Every query is
+filtered by the `job` and `instance` variables, and takes the max over replicas
+(`dedup`) before it sums, so two exporters watching the same sets do not double a panel.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
+from grafana_config import ETA_LIMIT_S, FAILURE_RATIO, SET_LABELS, STALE_POLL_S, Mixin
 from grafana_panels import (
     ONE_IS_BAD,
     UP_DOWN_MAPPING,
@@ -33,37 +29,53 @@ from grafana_panels import (
     variable_query,
 )
 
-OUT = Path(__file__).resolve().parent.parent / "grafana" / "dashboards"
-# Thresholds shared with grafana/alerts/upload-status.rules.yml.
-ETA_LIMIT_S = 4 * 3600
-STALE_POLL_S = 3600
-FAILURE_RATIO = 0.2
+TARGET_FILTERS = ('job=~"$job"', 'instance=~"$instance"')
+FAILED = "upload_tasks_failed_total"
+NEVER_MAPPING = [{"type": "value", "options": {"0": {"text": "never", "color": "red", "index": 0}}}]
+
+
+def dedup(expr: str, *labels: str) -> str:
+    """One series per task set (and `labels`) whichever replicas export it: their max."""
+    return f"max by ({', '.join([SET_LABELS, *labels])}) ({expr})"
 
 
 def weighted_progress(q: Selector) -> str:
     """Progress over all tasks: each set's mean progress weighted by its tracked tasks."""
-    return (f"sum({q('upload_tasks_progress_ratio')} * sum without (state) ({q('upload_tasks')}))"
-            f" / sum({q('upload_tasks')})")
+    tasks = dedup(f"sum without (state) ({q('upload_tasks')})")
+    return f"sum({dedup(q('upload_tasks_progress_ratio'))} * {tasks}) / sum({tasks})"
 
 
 def failure_ratio(q: Selector, by: str, window: str) -> str:
-    failed = f"sum by ({by}) (rate({q('upload_tasks_failed_total')}[{window}]))"
-    done = f"sum by ({by}) (rate({q('upload_tasks_completed_total')}[{window}]))"
+    failed_rate = f"rate({q('upload_tasks_failed_total')}[{window}])"
+    done_rate = f"rate({q('upload_tasks_completed_total')}[{window}])"
+    failed = f"sum by ({by}) ({dedup(failed_rate, 'fault_code')})"
+    done = f"sum by ({by}) ({dedup(done_rate)})"
     return f"{failed} / ({failed} + {done})"
+
+
+def poll_age(q: Selector) -> str:
+    """Seconds since each set's last successful poll; for a set that never succeeded (0), the
+    time its exporter has been running without a success (as UploadPollStale counts it)."""
+    last = q("upload_poll_last_success_timestamp_seconds")
+    started = f"process_start_time_seconds{{{', '.join(TARGET_FILTERS)}}}"
+    return (f"time() - max by (provider, task_set) ({last} > 0) or max by (provider, task_set) "
+            f"(({last} == 0) + on (job, instance) group_left () (time() - {started}))")
 
 
 def common_panels(q: Selector, by: str, legend: str) -> dict[str, P]:
     """Panels both dashboards show; `by` and `legend` say how series are split."""
-    rate = "$__rate_interval"
+    def rate_of(metric: str) -> str:
+        return f"rate({q(metric)}[$__rate_interval])"
+
     return {
         "by_state": P("timeseries", "Tasks by state",
                       "Tracked upload tasks by normalized state (pending, done, error, not_found), as of each "
                       "set's last poll. Done and error tasks stay tracked until forget_final_after.",
-                      "short", [(f"sum by (state) ({q('upload_tasks')})", "{{state}}")], stack=True),
+                      "short", [(f"sum by (state) ({dedup(q('upload_tasks'), 'state')})", "{{state}}")], stack=True),
         "pending": P("timeseries", "Pending tasks",
                      "Tasks queued or in progress at the provider: the backlog. It should go down between "
                      "bursts of new uploads; a flat line while nothing finishes is UploadBacklogStuck.",
-                     "short", [(f"sum by ({by}) ({q('upload_tasks', st('pending'))})", legend)]),
+                     "short", [(f"sum by ({by}) ({dedup(q('upload_tasks', st('pending')))})", legend)]),
         "eta": P("timeseries", "ETA of the backlog",
                  "Seconds until the pending tasks are expected to finish: the provider's own estimate where it "
                  f"gives one, else pending tasks / observed completion rate. Red above {ETA_LIMIT_S // 3600}h "
@@ -77,14 +89,14 @@ def common_panels(q: Selector, by: str, legend: str) -> dict[str, P]:
                       minmax=(0, 1)),
         "rates": P("timeseries", "Completions and failures",
                    "Tasks per minute that reached done and error, as the exporter observed the transitions.",
-                   "opm", [(f"60 * sum by ({by}) (rate({q('upload_tasks_completed_total')}[{rate}]))",
+                   "opm", [(f"60 * sum by ({by}) ({dedup(rate_of('upload_tasks_completed_total'))})",
                             f"{legend} completed"),
-                           (f"60 * sum by ({by}) (rate({q('upload_tasks_failed_total')}[{rate}]))",
+                           (f"60 * sum by ({by}) ({dedup(rate_of('upload_tasks_failed_total'), 'fault_code')})",
                             f"{legend} failed")]),
         "failures": P("timeseries", "New failures by fault code",
                       "Tasks per minute that failed, by the provider's fault code (unknown codes as 'other'). "
                       "Any failure raises UploadTasksFailed; the fault text is in the exporter's debug log.",
-                      "opm", [(f"60 * sum by ({by}, fault_code) (rate({q('upload_tasks_failed_total')}[{rate}]))",
+                      "opm", [(f"60 * sum by ({by}, fault_code) ({dedup(rate_of(FAILED), 'fault_code')})",
                                f"{legend} {{{{fault_code}}}}")], bars=True),
         "ratio": P("timeseries", "Failure ratio (1h)",
                    "Share of the tasks finished in the last hour that failed. Red above "
@@ -94,73 +106,74 @@ def common_panels(q: Selector, by: str, legend: str) -> dict[str, P]:
         "faults": P("bargauge", "Tasks in error by fault code",
                     "Tracked tasks now in error, by fault code, as of the last poll (they stay until forgotten "
                     "after forget_final_after).", "short",
-                    [(f"sum by ({by}, fault_code) ({q('upload_task_faults')})", f"{legend} {{{{fault_code}}}}")],
+                    [(f"sum by ({by}, fault_code) ({dedup(q('upload_task_faults'), 'fault_code')})",
+                      f"{legend} {{{{fault_code}}}}")],
                     steps=[("green", None), ("orange", 1)], instant=True),
         "duration": P("timeseries", "Task duration (p50, p95)",
                       "Created-to-finished time of the tasks that finished (first-seen time where the provider "
                       "gives no creation time), by final state.", "s",
-                      [(f"histogram_quantile(0.5, sum by ({by}, state, le) "
-                        f"(rate({q('upload_task_duration_seconds_bucket')}[{rate}])))", f"{legend} {{{{state}}}} p50"),
-                       (f"histogram_quantile(0.95, sum by ({by}, state, le) "
-                        f"(rate({q('upload_task_duration_seconds_bucket')}[{rate}])))", f"{legend} {{{{state}}}} p95"),
-                       ]),
+                      [(f"histogram_quantile({quantile}, sum by ({by}, state, le) "
+                        f"({dedup(rate_of('upload_task_duration_seconds_bucket'), 'state', 'le')}))",
+                        f"{legend} {{{{state}}}} p{int(quantile * 100)}") for quantile in (0.5, 0.95)]),
         "poll_up": P("state-timeline", "Poll status",
                      "1 (up) when the last poll of the set succeeded, 0 (down) when it failed: the set then "
                      "shows its last known state. Down for 15 minutes is UploadPollDown.", "short",
                      [(f"min by (provider, task_set) ({q('upload_poll_up')})", "{{provider}}/{{task_set}}")],
                      steps=[("red", None), ("green", 1)]),
         "poll_age": P("timeseries", "Time since the last successful poll",
-                      "Age of each set's data. It grows by the poll interval between polls; red above "
+                      "Age of each set's data. It grows by the poll interval between polls; a set that never "
+                      "polled successfully shows how long its exporter has run without a success. Red above "
                       f"{STALE_POLL_S // 3600}h (UploadPollStale).", "s",
-                      [(f"time() - max by (provider, task_set) "
-                        f"({q('upload_poll_last_success_timestamp_seconds')})", "{{provider}}/{{task_set}}")],
+                      [(poll_age(q), "{{provider}}/{{task_set}}")],
                       steps=[("green", None), ("orange", STALE_POLL_S // 4), ("red", STALE_POLL_S)]),
         "poll_duration": P("timeseries", "Poll duration (p95, mean)",
                            "Wall time of one poll of a set, retries and backoff included. Long polls mean slow "
                            "or throttled APIs, or very large sets.", "s",
                            [(f"histogram_quantile(0.95, sum by (provider, task_set, le) "
-                             f"(rate({q('upload_poll_duration_seconds_bucket')}[{rate}])))",
+                             f"({dedup(rate_of('upload_poll_duration_seconds_bucket'), 'le')}))",
                              "{{provider}}/{{task_set}} p95"),
-                            (f"sum by (provider, task_set) (rate({q('upload_poll_duration_seconds_sum')}[{rate}]))"
+                            (f"sum by (provider, task_set) ({dedup(rate_of('upload_poll_duration_seconds_sum'))})"
                              f" / sum by (provider, task_set) "
-                             f"(rate({q('upload_poll_duration_seconds_count')}[{rate}]))",
+                             f"({dedup(rate_of('upload_poll_duration_seconds_count'))})",
                              "{{provider}}/{{task_set}} mean")]),
         "requests": P("timeseries", "Provider requests by result",
                       "API calls per second by result: ok, api_error (the API answered with an error code), "
                       "http_error (HTTP status or connection failure), timeout, invalid_response.", "reqps",
-                      [(f"sum by ({by}, result) (rate({q('upload_provider_requests_total')}[{rate}]))",
+                      [(f"sum by ({by}, result) ({dedup(rate_of('upload_provider_requests_total'), 'result')})",
                         f"{legend} {{{{result}}}}")], stack=True),
         "api_errors": P("timeseries", "API error codes",
                         "Error codes the provider APIs answered with, per second (unknown codes as 'other'). "
                         "Auth codes with no ok calls raise UploadProviderRequestsRefused; throttling codes "
                         "UploadProviderThrottled. The runbook lists each provider's codes.", "reqps",
-                        [(f"sum by ({by}, code) (rate({q('upload_provider_api_errors_total')}[{rate}]))",
+                        [(f"sum by ({by}, code) ({dedup(rate_of('upload_provider_api_errors_total'), 'code')})",
                           f"{legend} {{{{code}}}}")], stack=True),
         "destination": P("timeseries", "Destination errors by reason",
                          "Output destinations that failed to receive a finished job, per minute, by reason "
                          "(providers that deliver to destinations, such as encoding_com).", "opm",
-                         [(f"60 * sum by ({by}, reason) (rate({q('upload_destination_errors_total')}[{rate}]))",
+                         [(f"60 * sum by ({by}, reason) "
+                           f"({dedup(rate_of('upload_destination_errors_total'), 'reason')})",
                            f"{legend} {{{{reason}}}}")]),
         "bytes": P("timeseries", "Uploaded bytes",
                    "Bytes per second of the uploads that finished (providers that report file sizes, such as "
                    "aliyun_vod).", "Bps",
-                   [(f"sum by ({by}) (rate({q('upload_uploaded_bytes_total')}[{rate}]))", legend)]),
+                   [(f"sum by ({by}) ({dedup(rate_of('upload_uploaded_bytes_total'))})", legend)]),
     }
 
 
 DRILL_DOWN = ("/d/upload-status-provider/upload-status-provider?var-datasource=${datasource}"
+              "&${job:queryparam}&${instance:queryparam}"
               "&var-provider=${__data.fields.provider}&var-task_set=${__data.fields.task_set}&${__url_time_range}")
 
 
-def sets_table() -> P:
+def sets_table(q: Selector) -> P:
     """One row per task set, the columns from instant queries merged on provider and task_set."""
     columns = [
-        ("Poll", "max by (provider, task_set) (upload_poll_up)"),
-        ("Pending", 'sum by (provider, task_set) (upload_tasks{state="pending"})'),
-        ("In error", 'sum by (provider, task_set) (upload_tasks{state="error"})'),
-        ("ETA", "max by (provider, task_set) (upload_tasks_eta_seconds)"),
-        ("Progress", "max by (provider, task_set) (upload_tasks_progress_ratio)"),
-        ("Since last success", "time() - max by (provider, task_set) (upload_poll_last_success_timestamp_seconds)"),
+        ("Poll", f"min by (provider, task_set) ({q('upload_poll_up')})"),
+        ("Pending", f"sum by (provider, task_set) ({dedup(q('upload_tasks', st('pending')))})"),
+        ("In error", f"sum by (provider, task_set) ({dedup(q('upload_tasks', st('error')))})"),
+        ("ETA", f"max by (provider, task_set) ({q('upload_tasks_eta_seconds')})"),
+        ("Progress", f"max by (provider, task_set) ({q('upload_tasks_progress_ratio')})"),
+        ("Since last success", poll_age(q)),
     ]
     refs = "ABCDEFGH"
     return P("table", "Task sets",
@@ -192,25 +205,34 @@ def sets_table() -> P:
              ]})
 
 
-def overview() -> dict[str, Any]:
-    q = Selector()
+def target_variables(m: Mixin) -> list[dict[str, Any]]:
+    """`job` (the jobs the job selector picks) and `instance`: every query filters by both."""
+    return [
+        variable_query("job", "Job", f"label_values(upload_build_info{{{m.sel}}}, job)", multi=True),
+        variable_query("instance", "Instance", 'label_values(upload_build_info{job=~"$job"}, instance)', multi=True),
+    ]
+
+
+def overview(m: Mixin) -> dict[str, Any]:
+    q = Selector(*TARGET_FILTERS)
     c = common_panels(q, "provider", "{{provider}}")
+    failed_1h = dedup(f"increase({q('upload_tasks_failed_total')}[1h])", "fault_code")
     glance = [
         stat("Pending tasks", "Upload tasks queued or in progress, over every provider and task set.", "short",
-             'sum(upload_tasks{state="pending"})'),
+             f"sum({dedup(q('upload_tasks', st('pending')))})"),
         stat("Tasks in error", "Tracked tasks now in error, over every provider (kept until forget_final_after).",
-             "short", 'sum(upload_tasks{state="error"})', steps=[("green", None), ("orange", 1)]),
+             "short", f"sum({dedup(q('upload_tasks', st('error')))})", steps=[("green", None), ("orange", 1)]),
         stat("Failed in the last hour", "Tasks that turned to error in the last hour, over every provider.",
-             "short", "sum(increase(upload_tasks_failed_total[1h])) or vector(0)", decimals=0,
+             "short", f"sum({failed_1h}) or vector(0)", decimals=0,
              steps=[("green", None), ("orange", 1), ("red", 10)]),
         stat("Longest ETA", "The longest expected time until a task set's pending tasks finish.", "s",
-             "max(upload_tasks_eta_seconds)", steps=[("green", None), ("orange", ETA_LIMIT_S // 2),
-                                                     ("red", ETA_LIMIT_S)]),
+             f"max({q('upload_tasks_eta_seconds')})", steps=[("green", None), ("orange", ETA_LIMIT_S // 2),
+                                                            ("red", ETA_LIMIT_S)]),
         stat("Overall progress", "Mean progress of every tracked task, finished ones counting 100%.",
              "percentunit", weighted_progress(q), minmax=(0, 1)),
         stat("Task sets down", "Task sets whose last poll failed; they show their last known state.", "short",
-             "count(upload_poll_up == 0) or vector(0)", steps=ONE_IS_BAD),
-        sets_table(),
+             f"count(min by ({SET_LABELS}) ({q('upload_poll_up')}) == 0) or vector(0)", steps=ONE_IS_BAD),
+        sets_table(q),
     ]
     wide = {k: P(**{**c[k].__dict__, "w": 12}) for k in c}
     wide["poll_up"].w, wide["duration"].w = 24, 24
@@ -225,23 +247,26 @@ def overview() -> dict[str, Any]:
     ]
     return dashboard("upload-status-overview", "Upload status / Overview",
                      "Upload backlogs, failures, ETAs and poll health of every provider watched by "
-                     "upload-status-exporter.", rows, [variable_ds()])
+                     "upload-status-exporter.", rows, [variable_ds(), *target_variables(m)])
 
 
-def per_provider() -> dict[str, Any]:
-    q = Selector('provider=~"$provider"', 'task_set=~"$task_set"')
+def per_provider(m: Mixin) -> dict[str, Any]:
+    q = Selector(*TARGET_FILTERS, 'provider=~"$provider"', 'task_set=~"$task_set"')
     c = common_panels(q, "provider, task_set", "{{task_set}}")
+
+    def tasks_in(state: str) -> str:
+        return f"sum({dedup(q('upload_tasks', st(state)))})"
+
     glance = [
-        stat("Pending", "Tasks queued or in progress in the selected task sets.", "short",
-             f"sum({q('upload_tasks', st('pending'))})", w=3),
+        stat("Pending", "Tasks queued or in progress in the selected task sets.", "short", tasks_in("pending"), w=3),
         stat("Done", "Tracked tasks that finished successfully (kept until forget_final_after).", "short",
-             f"sum({q('upload_tasks', st('done'))})", w=3),
+             tasks_in("done"), w=3),
         stat("In error", "Tracked tasks that failed (kept until forget_final_after).", "short",
-             f"sum({q('upload_tasks', st('error'))})", w=3, steps=[("green", None), ("orange", 1)]),
+             tasks_in("error"), w=3, steps=[("green", None), ("orange", 1)]),
         stat("Not found", "Task IDs the provider does not know (expired, mistyped or deleted).", "short",
-             f"sum({q('upload_tasks', st('not_found'))})", w=3, steps=[("green", None), ("orange", 1)]),
+             tasks_in("not_found"), w=3, steps=[("green", None), ("orange", 1)]),
         stat("Failed in the last hour", "Tasks that turned to error in the last hour.", "short",
-             f"sum(increase({q('upload_tasks_failed_total')}[1h])) or vector(0)", w=3, decimals=0,
+             f"sum({dedup(f'increase({q(FAILED)}[1h])', 'fault_code')}) or vector(0)", w=3, decimals=0,
              steps=[("green", None), ("orange", 1), ("red", 10)]),
         stat("ETA", "The longest expected time until the pending tasks of a selected set finish.", "s",
              f"max({q('upload_tasks_eta_seconds')})", w=3,
@@ -249,17 +274,19 @@ def per_provider() -> dict[str, Any]:
         stat("Progress", "Mean progress of the tracked tasks, finished ones counting 100%.", "percentunit",
              weighted_progress(q), w=3, minmax=(0, 1)),
         stat("Last successful poll", "When the least recently polled selected set was last polled "
-             "successfully.", "dateTimeFromNow",
-             f"min({q('upload_poll_last_success_timestamp_seconds')}) * 1000", w=3),
+             "successfully; 'never' when one of them has not succeeded yet.", "dateTimeFromNow",
+             f"min({q('upload_poll_last_success_timestamp_seconds')}) * 1000", w=3, mappings=NEVER_MAPPING),
     ]
     statuses = P("timeseries", "Tasks by provider status",
                  "Tracked tasks by the provider's own status value (unknown values as 'other'): finer than the "
                  "normalized state, e.g. encoding_com's Downloading/Processing/Saving.", "short",
-                 [(f"sum by (status) ({q('upload_tasks_provider_status')})", "{{status}}")], w=12, stack=True)
+                 [(f"sum by (status) ({dedup(q('upload_tasks_provider_status'), 'status')})", "{{status}}")],
+                 w=12, stack=True)
+    per_task = f"{q('upload_task_state', st('error|pending|not_found'))} == 1"
     tasks = P("table", "Tasks in error or pending (per-task series)",
               "One row per task from the opt-in per-task series (task sets with per_task_series > 0, capped; "
               "tasks in error first). Empty when no selected set enables them.", "short",
-              [(f"{q('upload_task_state', st('error|pending|not_found'))} == 1", "")], w=24, h=10,
+              [(dedup(per_task, "task_id", "state", "status"), "")], w=24, h=10,
               extra={"transformations": [{"id": "organize", "options": {
                   "excludeByName": {"Time": True, "Value": True, "__name__": True, "job": True, "instance": True},
                   "indexByName": {"provider": 0, "task_set": 1, "task_id": 2, "state": 3, "status": 4},
@@ -276,10 +303,12 @@ def per_provider() -> dict[str, Any]:
         ("Tasks", [tasks]),
         ("Provider-specific counters", [wide["destination"], wide["bytes"]]),
     ]
+    sets = 'upload_poll_up{job=~"$job", instance=~"$instance"'
     variables = [
         variable_ds(),
-        variable_query("provider", "Provider", "label_values(upload_poll_up, provider)", multi=False),
-        variable_query("task_set", "Task set", 'label_values(upload_poll_up{provider=~"$provider"}, task_set)',
+        *target_variables(m),
+        variable_query("provider", "Provider", f"label_values({sets}}}, provider)", multi=False),
+        variable_query("task_set", "Task set", f'label_values({sets}, provider=~"$provider"}}, task_set)',
                        multi=True),
     ]
     return dashboard("upload-status-provider", "Upload status / Provider",
@@ -288,29 +317,3 @@ def per_provider() -> dict[str, Any]:
 
 
 DASHBOARDS = {"upload-status-overview.json": overview, "upload-status-provider.json": per_provider}
-
-
-def render(build: Any) -> str:
-    return json.dumps(build(), indent=2, ensure_ascii=False) + "\n"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--check", action="store_true", help="exit 1 when a dashboard file is out of date")
-    args = parser.parse_args(argv)
-    stale = []
-    for name, build in DASHBOARDS.items():
-        path, text = OUT / name, render(build)
-        if args.check:
-            if not path.exists() or path.read_text(encoding="utf-8") != text:
-                stale.append(name)
-        else:
-            path.write_text(text, encoding="utf-8")
-    if stale:
-        print(f"out of date: {', '.join(stale)}; run python3 scripts/grafana_dashboards.py", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -36,6 +36,7 @@ class P:
     instant: bool = False
     bars: bool = False
     decimals: int | None = None
+    mappings: list[dict[str, Any]] = field(default_factory=list)
     overrides: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)  # merged into the panel as is
 
@@ -54,7 +55,7 @@ def target(expr: str, legend: str, ref: str, instant: bool, table: bool) -> dict
 
 def render_panel(p: P, pid: int, x: int, y: int) -> dict[str, Any]:
     table = p.kind == "table"
-    defaults: dict[str, Any] = {"unit": p.unit, "thresholds": thresholds(p.steps), "mappings": [],
+    defaults: dict[str, Any] = {"unit": p.unit, "thresholds": thresholds(p.steps), "mappings": p.mappings,
                                 "color": {"mode": "palette-classic" if p.kind == "timeseries" else "thresholds"}}
     if p.minmax:
         defaults["min"], defaults["max"] = p.minmax

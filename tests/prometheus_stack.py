@@ -1,7 +1,9 @@
 """A real monitoring stack on 127.0.0.1 for the end-to-end test of the shipped Grafana/alerting files.
 
-Every simulator of the demo, the exporter polling them every second and a webhook receiver
-run on an event loop in a background thread, so they answer while the test blocks; the
+Every simulator of the demo, two exporters polling them every second (replicas: each its own
+HTTP server, client session and scheduler, over one shared state store, as replicas that share
+state are) and a webhook receiver run on an event loop in a background thread, so they answer
+while the test blocks; the
 Debian `prometheus` and `prometheus-alertmanager` run as subprocesses with temp storage.
 `Stack.close` stops everything, also after a failed start.
 """
@@ -28,6 +30,7 @@ from aiohttp import web
 
 from exporter.core import config as config_mod
 from exporter.core.server import Runtime, make_app
+from exporter.core.state import StateStore
 from exporter.providers import PROVIDERS
 from exporter.simulator.base import Simulator, runner_port
 from exporter.simulator.demo import SIMULATORS
@@ -42,6 +45,7 @@ BUDGET_SECONDS = 80.0  # every wait of one stack together, start included
 # API error codes a simulator can be told to answer with, so the API error panels have data;
 # 1002 is Yandex Direct's retryable "operation error".
 API_ERRORS = {"yandex_direct": "1002"}
+REPLICAS = 2  # exporters scraped side by side: no dashboard panel may double
 
 
 def free_port() -> int:
@@ -119,6 +123,7 @@ class Stack:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.webhook_calls: list[tuple[str, dict[str, Any]]] = []
         self.webhook_event = threading.Event()
+        self.exporter_urls: list[str] = []
         self.exporter_url = self.prometheus_url = self.alertmanager_url = ""
         self.deadline = time.monotonic() + BUDGET_SECONDS
 
@@ -148,11 +153,14 @@ class Stack:
             raw["accounts"][f"e2e-{sim.name}"] = sim.demo_account()
             raw["task_sets"].append({
                 "name": f"e2e-{sim.name}", "account": f"e2e-{sim.name}", "interval": 1, "jitter": 0,
-                "tasks": sim.demo_tasks(str(ids_file)), "labels": {"env": "e2e"}, "per_task_series": 20,
+                "tasks": sim.demo_tasks(str(ids_file)), "labels": {"scenario": "e2e"}, "per_task_series": 20,
                 "max_tries": 3, "max_retry_time": 2,
             })
         cfg = config_mod.parse(raw, PROVIDERS, "<e2e>")
-        self.exporter_url = await self._serve(make_app(Runtime(cfg, PROVIDERS, lambda: cfg)))
+        store = StateStore()
+        for _ in range(REPLICAS):
+            self.exporter_urls.append(await self._serve(make_app(Runtime(cfg, PROVIDERS, lambda: cfg, store))))
+        self.exporter_url = self.exporter_urls[0]
 
     async def _webhook(self, request: web.Request) -> web.Response:
         self.webhook_calls.append((request.path, await request.json()))
@@ -202,13 +210,13 @@ class Stack:
         ])
 
     def _start_prometheus(self) -> None:
-        exporter = urllib.parse.urlsplit(self.exporter_url).netloc
+        exporters = [urllib.parse.urlsplit(url).netloc for url in self.exporter_urls]
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
             "rule_files": [str(shortened_rules(self.workdir / "rules.yml"))],
             "alerting": {"alertmanagers": [{"static_configs": [
                 {"targets": [urllib.parse.urlsplit(self.alertmanager_url).netloc]}]}]},
-            "scrape_configs": [{"job_name": JOB, "static_configs": [{"targets": [exporter]}]}],
+            "scrape_configs": [{"job_name": JOB, "static_configs": [{"targets": exporters}]}],
         }
         path = self.workdir / "prometheus.yml"
         path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
@@ -243,9 +251,10 @@ class Stack:
         self.loop.close()
 
     # -- Prometheus API ---------------------------------------------------------------
-    def query(self, expr: str) -> dict[str, Any]:
-        """An instant query; returns Prometheus's whole answer (status, data or error)."""
-        url = f"{self.prometheus_url}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
+    def query(self, expr: str, at: float | None = None) -> dict[str, Any]:
+        """An instant query (now, or at unix time `at`); returns Prometheus's whole answer (status, data or error)."""
+        params = {"query": expr, **({"time": f"{at:.3f}"} if at is not None else {})}
+        url = f"{self.prometheus_url}/api/v1/query?{urllib.parse.urlencode(params)}"
         try:
             return dict(http_json(url))
         except urllib.error.HTTPError as err:  # 400 with a JSON body for parse errors
@@ -265,7 +274,8 @@ class Stack:
                 if alert.get("labels", {}).get("alertname") == alertname]
 
 
-def grafana_to_promql(expr: str) -> str:
-    """A dashboard query as Grafana would send it: template variables replaced."""
+def grafana_to_promql(expr: str, instance: str = ".*") -> str:
+    """A dashboard query as Grafana would send it: template variables replaced (All, or one instance)."""
     replaced = expr.replace("$__rate_interval", "1m").replace("$__interval", "15s").replace("$__range", "5m")
-    return re.sub(r"\$\{?(provider|task_set)\}?", ".*", replaced)
+    replaced = re.sub(r"\$\{?instance\}?", lambda _: instance, replaced)
+    return re.sub(r"\$\{?(provider|task_set|job)\}?", ".*", replaced)

@@ -15,12 +15,15 @@ import pytest
 import yaml
 
 from exporter.core.metrics import METRICS
+from exporter.core.selfmetrics import SELF_METRICS
 
 ROOT = Path(__file__).resolve().parent.parent
 GRAFANA = ROOT / "grafana"
 RULES = GRAFANA / "alerts" / "upload-status.rules.yml"
 RULE_TESTS = GRAFANA / "alerts" / "upload-status.rules.test.yml"
 RUNBOOK = ROOT / "docs" / "runbook.md"
+RUNBOOK_URL = "https://github.com/upload-status-exporter/upload-status-exporter/blob/main/docs/runbook.md"
+JOB_SELECTOR = 'job="upload-status-exporter"'
 DASHBOARD_UIDS = {"upload-status-overview.json": "upload-status-overview",
                   "upload-status-provider.json": "upload-status-provider"}
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
@@ -34,7 +37,7 @@ EXTRA_SERIES = {"upload_destination_errors_total", "upload_uploaded_bytes_total"
 
 
 def contract_series() -> set[str]:
-    names = set(EXTRA_SERIES)
+    names = set(EXTRA_SERIES) | {spec.name for spec in SELF_METRICS}
     for spec in METRICS:
         if spec.kind == "counter":
             names.add(f"{spec.name}_total")
@@ -97,15 +100,16 @@ def test_alerts_carry_severity_texts_and_runbook_links() -> None:
     for rule in rules():
         name, notes = rule["alert"], rule["annotations"]
         assert rule["labels"]["severity"] in {"critical", "warning"}, name
-        assert notes["runbook_url"] == f"docs/runbook.md#{name.lower()}", name
+        assert notes["runbook_url"] == f"{RUNBOOK_URL}#{name.lower()}", name
         assert name in headings, f"docs/runbook.md has no section '## {name}'"
         text = notes["summary"] + notes["description"]
-        if name == "UploadExporterDown":
+        if name in ("UploadExporterDown", "UploadConfigReloadFailed"):
             assert "$labels.instance" in text
             continue
         assert "$labels.provider" in text and "$labels.task_set" in text, name
     by_name = {r["alert"]: r for r in rules()}
-    assert "$labels.fault_code" in by_name["UploadTasksFailed"]["annotations"]["summary"]
+    assert "fault_code" not in by_name["UploadTasksFailed"]["annotations"]["summary"]  # one alert per set
+    assert by_name["UploadTasksFailed"]["for"] and "sum without (fault_code)" in by_name["UploadTasksFailed"]["expr"]
     assert "$labels.code" in by_name["UploadProviderRequestsRefused"]["annotations"]["summary"]
     assert set(headings) == set(by_name), "the runbook has a section per alert and no other"
 
@@ -113,6 +117,33 @@ def test_alerts_carry_severity_texts_and_runbook_links() -> None:
 def test_rules_read_only_the_metric_contract() -> None:
     for rule in rules():
         assert series_in(rule["expr"]) <= contract_series(), rule["alert"]
+
+
+def test_every_rule_selects_through_the_job_selector() -> None:
+    for rule in rules():
+        for metric, matchers in re.findall(r"\b(upload_[a-z_]+|up|process_[a-z_]+)\{([^}]*)\}", rule["expr"]):
+            assert JOB_SELECTOR in matchers, (rule["alert"], metric)
+        bare = re.findall(r"\b(upload_[a-z_]+|process_[a-z_]+)\b(?!\{)", rule["expr"])
+        assert not bare, (rule["alert"], bare)
+
+
+def test_the_generator_takes_a_job_selector_and_a_runbook_base_url(tmp_path: Path) -> None:
+    selector, base = 'job=~"uploads|uploads-eu"', "https://wiki.example.com/runbooks/uploads"
+    result = run(sys.executable, "scripts/grafana_mixin.py", f"--job-selector={selector}",
+                 f"--runbook-base-url={base}", f"--out={tmp_path}")
+    assert result.returncode == 0, result.stderr
+    mine = tmp_path / "alerts" / "upload-status.rules.yml"
+    check = run("promtool", "check", "rules", str(mine))
+    assert check.returncode == 0, check.stdout + check.stderr
+    doc = yaml.safe_load(mine.read_text(encoding="utf-8"))
+    for rule in (r for g in doc["groups"] for r in g["rules"]):
+        assert rule["annotations"]["runbook_url"] == f"{base}#{rule['alert'].lower()}"
+        assert selector in rule["expr"] and JOB_SELECTOR not in rule["expr"]
+    board = json.loads((tmp_path / "dashboards" / "upload-status-overview.json").read_text(encoding="utf-8"))
+    job = next(v for v in board["templating"]["list"] if v["name"] == "job")
+    assert job["definition"] == f"label_values(upload_build_info{{{selector}}}, job)"
+    bad = run(sys.executable, "scripts/grafana_mixin.py", "--runbook-base-url=docs/runbook.md", f"--out={tmp_path}")
+    assert bad.returncode == 2 and "absolute" in bad.stderr
 
 
 def test_prometheus_example_config_is_valid() -> None:
@@ -142,7 +173,7 @@ def test_alertmanager_example_routes_by_severity(severity: str, receiver: str) -
 
 
 def test_dashboards_are_what_the_generator_writes() -> None:
-    result = run(sys.executable, "scripts/grafana_dashboards.py", "--check")
+    result = run(sys.executable, "scripts/grafana_mixin.py", "--check")
     assert result.returncode == 0, result.stderr
 
 
@@ -155,6 +186,9 @@ def test_dashboard_is_importable_by_grafana_10(name: str) -> None:
     assert "__inputs" not in board  # no import-time datasource prompt: the variable picks one
     variables = {v["name"]: v for v in board["templating"]["list"]}
     assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
+    assert variables["job"]["definition"] == f"label_values(upload_build_info{{{JOB_SELECTOR}}}, job)"
+    assert variables["instance"]["definition"] == 'label_values(upload_build_info{job=~"$job"}, instance)'
+    assert variables["job"]["multi"] and variables["instance"]["multi"]
     for var in variables.values():
         if var["type"] == "query":
             assert var["datasource"] == DATASOURCE, var["name"]
@@ -228,6 +262,21 @@ def test_dashboards_read_only_the_metric_contract_and_cover_it() -> None:
         assert contract - base == missing, name
 
 
+@pytest.mark.parametrize("name", sorted(DASHBOARD_UIDS))
+def test_every_query_filters_by_job_and_instance_and_never_sums_replicas(name: str) -> None:
+    for panel in panels(dashboards()[name]):
+        for target in panel.get("targets", []):
+            expr = target["expr"]
+            for selector in re.findall(r"(?:upload|process)_[a-z_]+\{([^}]*)\}", expr):
+                assert 'job=~"$job"' in selector and 'instance=~"$instance"' in selector, panel["title"]
+            assert not re.search(r"\b(?:upload|process)_[a-z_]+\b(?!\{)", expr), (panel["title"], expr)
+            # A sum or count over task sets first takes the max (or min) over replicas of each set.
+            for outer in re.finditer(r"\b(sum|count)(?: by \([^)]*\))? \(", expr):
+                inner = expr[outer.end():outer.end() + 40]
+                assert inner.startswith(("max by (job, provider, task_set", "min by (job, provider, task_set")), (
+                    panel["title"], expr)
+
+
 def test_provider_dashboard_filters_every_query_by_provider_and_task_set() -> None:
     board = dashboards()["upload-status-provider.json"]
     for panel in panels(board):
@@ -239,6 +288,8 @@ def test_provider_dashboard_filters_every_query_by_provider_and_task_set() -> No
 def test_provisioning_examples_point_at_prometheus_and_the_dashboards() -> None:
     ds = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "prometheus.yml").read_text(encoding="utf-8"))
     assert ds["apiVersion"] == 1 and ds["datasources"][0]["type"] == "prometheus"
+    # A second default data source breaks provisioning on a Grafana that already has one.
+    assert ds["datasources"][0].get("isDefault") is not True
     dash = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "upload-status.yml").read_text(encoding="utf-8"))
     provider = dash["providers"][0]
     assert dash["apiVersion"] == 1 and provider["type"] == "file" and provider["options"]["path"]

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from yarl import URL
 
 from exporter.core.errors import ConfigError
 from exporter.core.provider import AccountField, ProviderRegistry
-from exporter.core.secrets import Secret
+from exporter.core.secrets import Secret, redact_userinfo
 
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 RESERVED_LABELS = frozenset(
@@ -27,6 +28,15 @@ RESERVED_LABELS = frozenset(
 )
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """An HTTP forward proxy for one account's calls; credentials only as secrets."""
+
+    url: str  # no userinfo: the credentials are the two fields below
+    username: str | None = None
+    password: Secret | None = None
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,7 @@ class AccountConfig:
     max_concurrency: int
     rate_limit: float
     options: Mapping[str, Any] = field(default_factory=dict)  # provider fields; secrets as Secret
+    proxy: ProxyConfig | None = None  # None: HTTP(S)_PROXY and NO_PROXY from the environment apply
 
     def secret(self, key: str) -> str:
         value = self.options[key]
@@ -177,7 +188,7 @@ class _Reader:
             self.bad(f"{key}.provider", f"expected one of {', '.join(sorted(self.providers))}, got {provider_name!r}")
             return None
         fields = {f.name: f for f in provider.account_fields}
-        common = ["provider", "endpoint", "timeout", "max_concurrency", "rate_limit"]
+        common = ["provider", "endpoint", "timeout", "max_concurrency", "rate_limit", "proxy"]
         self.mapping(raw, key, common + list(fields))
         options = {f.name: self.field(f"{key}.{f.name}", f, raw.get(f.name)) for f in fields.values()}
         endpoint = raw.get("endpoint", provider.default_endpoint)
@@ -191,7 +202,33 @@ class _Reader:
             max_concurrency=self.integer(f"{key}.max_concurrency", raw.get("max_concurrency", 4), 1, 64),
             rate_limit=self.number(f"{key}.rate_limit", raw.get("rate_limit", provider.default_rate_limit), 0.1, 10000),
             options=options,
+            proxy=self.proxy(f"{key}.proxy", raw["proxy"]) if raw.get("proxy") is not None else None,
         )
+
+    def proxy(self, key: str, raw: Any) -> ProxyConfig | None:
+        """`proxy: http://host:3128` or `{url: ..., username: {env: ...}, password: {file: ...}}`."""
+        value = self.mapping(raw, key, ["url", "username", "password"]) if isinstance(raw, dict) else {"url": raw}
+        url = value.get("url")
+        if not isinstance(url, str) or not re.match(r"^https?://[^/\s]+", url):
+            shown = redact_userinfo(url) if isinstance(url, str) else _kind(url)
+            self.bad(f"{key}.url" if isinstance(raw, dict) else key, f"expected an http(s) proxy URL, got {shown!r}")
+            return None
+        if "@" in URL(url).raw_authority:
+            self.bad(f"{key}.url" if isinstance(raw, dict) else key,
+                     f"{redact_userinfo(url)!r} carries credentials; give them as proxy.username and "
+                     "proxy.password, each {env: VARIABLE} or {file: PATH}")
+            return None
+        username = value.get("username")
+        user_secret = self.secret(f"{key}.username", username) if isinstance(username, dict) else None
+        user = user_secret.reveal() if user_secret else (username if isinstance(username, str) and username else None)
+        if user is not None and ":" in user:
+            self.bad(f"{key}.username", "a proxy user name cannot contain ':'")
+        if username is not None and not isinstance(username, (dict, str)):
+            self.bad(f"{key}.username", "expected a user name or {env: VARIABLE} or {file: PATH}")
+        password = self.secret(f"{key}.password", value["password"]) if "password" in value else None
+        if password is not None and user is None:
+            self.bad(f"{key}.password", "a proxy password needs proxy.username")
+        return ProxyConfig(url.rstrip("/"), user, password)
 
     def field(self, key: str, spec: AccountField, value: Any) -> Any:
         if value is None:

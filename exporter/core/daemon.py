@@ -12,6 +12,7 @@ from exporter.core.config import Config
 from exporter.core.http import HttpClient
 from exporter.core.model import RequestTally
 from exporter.core.provider import ProviderRegistry
+from exporter.core.proxy import proxy_settings
 from exporter.core.ratelimit import AccountLimiter
 from exporter.core.scheduler import BACKOFF_BASE_SECONDS, Scheduler, TaskSetRunner
 from exporter.core.state import StateStore
@@ -44,6 +45,7 @@ def build_scheduler(
             observe=tally.add,
             clock=clock,
             max_body_bytes=provider_cls.max_body_bytes,
+            **proxy_settings(account),
         )
         runners.append(TaskSetRunner(ts, provider_cls(account, http), store, tally=tally, clock=clock,
                                      backoff_base=backoff_base))

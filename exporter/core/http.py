@@ -116,6 +116,8 @@ class HttpClient:
         observe: Observer,
         clock: Callable[[], float] = time.time,
         max_body_bytes: int = MAX_BODY_BYTES,
+        proxy: str | None = None,
+        proxy_headers: Mapping[str, str] | None = None,
     ) -> None:
         self.clock = clock  # the core's clock, for providers that turn relative times into unix times
         self._session = session
@@ -123,6 +125,9 @@ class HttpClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._observe = observe
         self._max_body = max_body_bytes
+        # The account's own proxy; without one the session's trust_env applies HTTP(S)_PROXY/NO_PROXY.
+        self._proxy = proxy
+        self._proxy_headers = dict(proxy_headers) if proxy_headers else None
 
     async def call(
         self,
@@ -181,6 +186,11 @@ class HttpClient:
         json_body: Any,
         headers: Mapping[str, str] | None,
     ) -> HttpResponse:
+        proxy_headers = self._proxy_headers
+        if proxy_headers and url.startswith("http://"):
+            # A plain-HTTP request goes to the proxy whole, so its Proxy-Authorization travels with it
+            # (the proxy strips it); for HTTPS it goes with the CONNECT, never to the provider.
+            headers, proxy_headers = {**(headers or {}), **proxy_headers}, None
         try:
             async with self._session.request(
                 method,
@@ -191,6 +201,8 @@ class HttpClient:
                 headers=headers,
                 timeout=self._timeout,
                 allow_redirects=False,
+                proxy=self._proxy,
+                proxy_headers=proxy_headers,
             ) as resp:
                 body = await self._read(resp, where)
                 return HttpResponse(resp.status, dict(resp.headers), body, where)

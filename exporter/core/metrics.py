@@ -89,8 +89,8 @@ METRICS: tuple[MetricSpec, ...] = (
     ),
     MetricSpec(
         "upload_poll_last_success_timestamp_seconds", "gauge",
-        "Unix time of the set's last successful poll.",
-        (), lambda s: _one(s.last_success),
+        "Unix time of the set's last successful poll; 0 until the set's first successful poll.",
+        (), lambda s: [((), float(s.last_success or 0.0))],
     ),
     MetricSpec(
         "upload_poll_duration_seconds", "histogram",

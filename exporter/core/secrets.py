@@ -53,15 +53,23 @@ def redact(text: str) -> str:
             text = text.replace(value, MASK)
     return text
 
+USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]*@")
+
+
+def redact_userinfo(text: str) -> str:
+    """`http://user:secret@host:3128` -> `http://***@host:3128`, wherever a URL turns up in `text`."""
+    return USERINFO.sub(r"\1***@", text)
+
+
 class RedactingFilter(logging.Filter):
     """Masks known secrets in the final message and any exception text of a record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        masked = redact(message)
+        masked = redact_userinfo(redact(message))
         if masked != message:
             record.msg, record.args = masked, None
         if record.exc_info and record.exc_info[1] is not None:
-            record.exc_text = redact("".join(traceback.format_exception(*record.exc_info)))
+            record.exc_text = redact_userinfo(redact("".join(traceback.format_exception(*record.exc_info))))
             record.exc_info = None
         return True

@@ -1,4 +1,4 @@
-"""The aiohttp app: /metrics, /-/healthy, /-/ready, /-/reload and a landing page.
+"""The aiohttp app: /metrics, /-/healthy, /-/ready, /-/reload, a landing page and /api/v1/status.
 
 Lifecycle lives in the app's cleanup context: it opens the shared ClientSession,
 builds and starts the scheduler, and on exit stops it with a bound. /metrics never
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import html
 import logging
 import re
 import time
@@ -18,16 +17,18 @@ from dataclasses import dataclass, field
 
 import aiohttp
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client import CollectorRegistry
 
 from exporter import __version__
-from exporter.core.collector import Exposition
 from exporter.core.config import Config
 from exporter.core.daemon import build_exposition, build_scheduler
 from exporter.core.errors import ConfigError
+from exporter.core.exposition import NegotiatedExposition
 from exporter.core.provider import ProviderRegistry
 from exporter.core.scheduler import Scheduler
+from exporter.core.selfmetrics import ReloadStatus, live_registry
 from exporter.core.state import StateStore
+from exporter.core.status import landing_page, status_document
 from exporter.core.webconfig import WebConfig, basic_auth_middleware
 
 log = logging.getLogger(__name__)
@@ -47,17 +48,22 @@ class Runtime:
     load_config: Callable[[], Config]
     store: StateStore = field(default_factory=StateStore)
     scheduler: Scheduler | None = None
-    exposition: Exposition | None = None
+    exposition: NegotiatedExposition | None = None
     session: aiohttp.ClientSession | None = None
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # Set when the daemon cannot go on (a state file that cannot be restored): the CLI stops with it.
     fatal: Exception | None = None
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    reload_status: ReloadStatus = field(default_factory=ReloadStatus)
+    live: CollectorRegistry | None = None  # reload, process, platform and GC metrics
 
     def start(self) -> None:
         assert self.session is not None
+        if self.live is None:
+            self.live = live_registry(self.reload_status)
         self.scheduler = build_scheduler(self.config, self.providers, self.store, self.session)
-        self.exposition = build_exposition(self.config, self.providers, self.store)
+        self.exposition = NegotiatedExposition(build_exposition(self.config, self.providers, self.store), self.live,
+                                               self.reload_status)
         self.scheduler.start(on_fatal=self._fatal)
 
     def _fatal(self, err: Exception) -> None:
@@ -70,8 +76,10 @@ class Runtime:
             try:
                 new = self.load_config()
             except ConfigError as err:
+                self.reload_status.failed()
                 log.error("config reload failed; keeping the running config:\n%s", err)
                 raise
+            self.reload_status.succeeded()
             if self.scheduler is not None:
                 await self.scheduler.stop(SHUTDOWN_TIMEOUT_SECONDS)
             self.config = new
@@ -82,14 +90,20 @@ class Runtime:
 RUNTIME = web.AppKey("runtime", Runtime)
 
 
-def make_app(runtime: Runtime, *, lifecycle_api: bool = False, web_config: WebConfig | None = None) -> web.Application:
+TELEMETRY_PATH = web.AppKey("telemetry_path", str)
+
+
+def make_app(runtime: Runtime, *, lifecycle_api: bool = False, web_config: WebConfig | None = None,
+             telemetry_path: str = "/metrics") -> web.Application:
     """The exporter's web app; POST /-/reload only with `lifecycle_api` (like Prometheus)."""
     users = web_config.users if web_config else {}
     app = web.Application(middlewares=[basic_auth_middleware(users)] if users else [],
                           client_max_size=MAX_PUSH_BYTES)
     app[RUNTIME] = runtime
+    app[TELEMETRY_PATH] = telemetry_path
     app.router.add_get("/", landing)
-    app.router.add_get("/metrics", metrics)
+    app.router.add_get(telemetry_path, metrics)
+    app.router.add_get("/api/v1/status", status)
     app.router.add_post("/api/v1/task_sets/{name}/tasks", push_tasks)
     app.router.add_get("/-/healthy", healthy)
     app.router.add_get("/-/ready", ready)
@@ -101,6 +115,8 @@ def make_app(runtime: Runtime, *, lifecycle_api: bool = False, web_config: WebCo
 
 async def lifecycle(app: web.Application) -> AsyncIterator[None]:
     runtime = app[RUNTIME]
+    # No trust_env: each account's proxy (its own, or HTTP(S)_PROXY/NO_PROXY) is resolved once, in
+    # exporter/core/proxy.py, instead of two thread hops and a .netrc read on every request.
     async with aiohttp.ClientSession(headers={"User-Agent": f"upload-status-exporter/{__version__}"}) as session:
         runtime.session = session
         runtime.start()
@@ -113,9 +129,12 @@ async def lifecycle(app: web.Application) -> AsyncIterator[None]:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    """The cached exposition in the format `Accept` asks for, gzipped when `Accept-Encoding` allows."""
     exposition = request.app[RUNTIME].exposition
-    body = exposition.render() if exposition is not None else b""
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
+    if exposition is None:
+        return web.Response(status=503, text="Starting.\n")
+    body, headers = exposition.render(request.headers.get("Accept", ""), request.headers.get("Accept-Encoding", ""))
+    return web.Response(body=body, headers={**headers, "Vary": "Accept, Accept-Encoding"})
 
 
 async def push_tasks(request: web.Request) -> web.Response:
@@ -169,17 +188,11 @@ async def reload(request: web.Request) -> web.Response:
 
 async def landing(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
-    now = time.time()
-    rows = []
-    for ts in runtime.config.task_sets:
-        st = runtime.store.sets.get(ts.name)
-        health = "waiting" if st is None or not st.polled else ("up" if st.up else "down")
-        age = f"{now - st.last_success:.0f}s ago" if st and st.last_success else "never"
-        rows.append(f"<tr><td>{html.escape(ts.name)}</td><td>{html.escape(ts.provider)}</td>"
-                    f"<td>{health}</td><td>{len(st.tasks) if st else 0}</td><td>{age}</td></tr>")
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>upload-status-exporter</title></head>
-<body><h1>upload-status-exporter {html.escape(__version__)}</h1>
-<p><a href="/metrics">Metrics</a> &middot; <a href="/-/healthy">Health</a> &middot; <a href="/-/ready">Readiness</a></p>
-<table border="1" cellpadding="4"><tr><th>task set</th><th>provider</th><th>poll</th><th>tracked tasks</th>
-<th>last success</th></tr>{''.join(rows)}</table></body></html>"""
+    page = landing_page(runtime.config, runtime.store, runtime.reload_status, request.app[TELEMETRY_PATH], time.time())
     return web.Response(text=page, content_type="text/html")
+
+
+async def status(request: web.Request) -> web.Response:
+    """Each set's health, last error (redacted, bounded) and age of its last success, as JSON."""
+    runtime = request.app[RUNTIME]
+    return web.json_response(status_document(runtime.config, runtime.store, runtime.reload_status, time.time()))

@@ -55,6 +55,8 @@ class SetState:
         self.restored = False  # saved state was loaded: the set has something to show before its first poll
         self.up = False
         self.down_reason: str | None = None
+        self.last_error: str | None = None  # the last failed poll's message (safe to show), kept after recovery
+        self.last_error_time: float | None = None
         self.last_success: float | None = None
         self.last_poll: float | None = None
         self.eta: float | None = None
@@ -146,6 +148,8 @@ class SetState:
         self.baselined = self.baselined or outcome.error is None
         self.up = outcome.error is None
         self.down_reason = outcome.error
+        if outcome.error is not None:
+            self.last_error, self.last_error_time = outcome.error, now
         if self.up:
             self.last_success = now
             self._update_eta(outcome, completed, now)

@@ -52,7 +52,7 @@ class Demo:
                 "account": f"demo-{sim.name}",
                 "interval": POLL_INTERVAL,
                 "tasks": sim.demo_tasks(str(ids_file)),
-                "labels": {"env": "demo"},
+                "labels": {"scenario": "demo"},
             })
             log.info("simulator %s listening on %s", sim.name, sim.url)
         self._feeder = asyncio.create_task(self._feed(), name="demo-feeder")
