@@ -29,6 +29,9 @@ from grafana_panels import (
     variable_query,
 )
 
+from exporter.core.provider import CounterSpec
+from exporter.providers import PROVIDERS
+
 TARGET_FILTERS = ('job=~"$job"', 'instance=~"$instance"')
 FAILED = "upload_tasks_failed_total"
 NEVER_MAPPING = [{"type": "value", "options": {"0": {"text": "never", "color": "red", "index": 0}}}]
@@ -147,17 +150,22 @@ def common_panels(q: Selector, by: str, legend: str) -> dict[str, P]:
                         "UploadProviderThrottled. The runbook lists each provider's codes.", "reqps",
                         [(f"sum by ({by}, code) ({dedup(rate_of('upload_provider_api_errors_total'), 'code')})",
                           f"{legend} {{{{code}}}}")], stack=True),
-        "destination": P("timeseries", "Destination errors by reason",
-                         "Output destinations that failed to receive a finished job, per minute, by reason "
-                         "(providers that deliver to destinations, such as encoding_com).", "opm",
-                         [(f"60 * sum by ({by}, reason) "
-                           f"({dedup(rate_of('upload_destination_errors_total'), 'reason')})",
-                           f"{legend} {{{{reason}}}}")]),
-        "bytes": P("timeseries", "Uploaded bytes",
-                   "Bytes per second of the uploads that finished (providers that report file sizes, such as "
-                   "aliyun_vod).", "Bps",
-                   [(f"sum by ({by}) ({dedup(rate_of('upload_uploaded_bytes_total'))})", legend)]),
+        **{f"counter:{spec.name}": counter_panel(provider, spec, by, legend, dedup(rate_of(f"upload_{spec.name}_total"),
+                                                                                 *([spec.label] if spec.label else [])))
+           for provider, spec in provider_counters()},
     }
+
+
+def provider_counters() -> list[tuple[str, CounterSpec]]:
+    """Every provider-specific counter, as its provider declares it."""
+    return [(name, spec) for name, provider in sorted(PROVIDERS.items()) for spec in provider.counters]
+
+
+def counter_panel(provider: str, spec: CounterSpec, by: str, legend: str, rate: str) -> P:
+    labels = [spec.label] if spec.label else []
+    return P("timeseries", spec.title or spec.name, f"{spec.help} Per second; {provider} only.", spec.unit,
+             [(f"sum by ({', '.join([by, *labels])}) ({rate})",
+               legend + "".join(f" {{{{{label}}}}}" for label in labels))])
 
 
 DRILL_DOWN = ("/d/upload-status-provider/upload-status-provider?var-datasource=${datasource}"
@@ -243,7 +251,7 @@ def overview(m: Mixin) -> dict[str, Any]:
                                       wide["duration"]]),
         ("Polling and provider APIs", [wide["poll_up"], wide["poll_age"], wide["poll_duration"], wide["requests"],
                                        wide["api_errors"]]),
-        ("Provider-specific counters", [wide["destination"], wide["bytes"]]),
+        ("Provider-specific counters", [wide[f"counter:{spec.name}"] for _, spec in provider_counters()]),
     ]
     return dashboard("upload-status-overview", "Upload status / Overview",
                      "Upload backlogs, failures, ETAs and poll health of every provider watched by "
@@ -301,7 +309,7 @@ def per_provider(m: Mixin) -> dict[str, Any]:
         ("Polling and provider API", [wide["poll_up"], wide["poll_age"], wide["poll_duration"], wide["requests"],
                                       wide["api_errors"]]),
         ("Tasks", [tasks]),
-        ("Provider-specific counters", [wide["destination"], wide["bytes"]]),
+        ("Provider-specific counters", [wide[f"counter:{spec.name}"] for _, spec in provider_counters()]),
     ]
     sets = 'upload_poll_up{job=~"$job", instance=~"$instance"'
     variables = [

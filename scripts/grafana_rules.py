@@ -15,6 +15,8 @@ from typing import Any
 import yaml
 from grafana_config import ETA_LIMIT_S, STALE_POLL_S, Mixin
 
+from exporter.providers import PROVIDERS
+
 HEADER = """\
 # Prometheus alert rules for upload-status-exporter.
 # Written by scripts/grafana_mixin.py (job selector {selector!r}, runbook {runbook}): edit it, not this file.
@@ -101,10 +103,9 @@ unless ignoring (state) {failed_1h} > 0""", "30m", "warning",
 def polling_rules(m: Mixin) -> list[Rule]:
     s = m.s
     last = s("upload_poll_last_success_timestamp_seconds")
-    codes = (("yandex_direct", 'code=~"152|506"'), ("ipernity", 'code=~"112|113"'),
-             ("encoding_com", 'code="rate_limit"'), ("aliyun_vod", 'code=~"Throttling.*"'))
     throttled = "\n    or ".join(
-        f"rate({s('upload_provider_api_errors_total', 'provider=' + json.dumps(p), c)}[10m])" for p, c in codes)
+        f"rate({s('upload_provider_api_errors_total', 'provider=' + json.dumps(p), c)}[10m])"
+        for p, c in throttling_matchers().items())
     return [
         Rule("UploadPollDown", "", f"{s('upload_poll_up')} == 0", "15m", "warning",
              "Polling {{ $labels.provider }} set {{ $labels.task_set }} fails",
@@ -135,10 +136,9 @@ and on (job, instance, provider, task_set) {s('upload_poll_up')} == 0""", "5m", 
              "API error code {{ $labels.code }} and none succeeded in the last 15 minutes. Usually the credentials "
              "or their permissions were refused; the exporter's log line says what to fix."),
         Rule("UploadProviderThrottled",
-             "Share of calls answered with the provider's throttling codes (extend the list when\n"
-             "a provider is added): Yandex Direct 152 (units spent) and 506 (connections),\n"
-             "ipernity 112 (app quota) and 113 (per-IP limit), encoding.com rate_limit, Alibaba Cloud VOD\n"
-             "Throttling*. HTTP 429 without a code is counted as result=\"http_error\" and shows on the dashboards.",
+             "Share of calls answered with the provider's throttling codes, as each provider declares\n"
+             "them (exporter/providers: ErrorCodes.throttling). HTTP 429 without a code is counted as\n"
+             "result=\"http_error\" and shows on the dashboards.",
              f"""(
   sum without (code) (
     {throttled}
@@ -214,3 +214,15 @@ def _self_check(text: str, m: Mixin) -> None:
              r["annotations"]["description"]) for g in doc["groups"] for r in g["rules"]]
     want = [(name, r.alert, r.expr, r.for_, r.summary, r.description) for name, rules in groups(m) for r in rules]
     assert back == want, "the rules YAML does not read back as the table"
+
+
+def throttling_matchers() -> dict[str, str]:
+    """Each provider's throttling codes as a PromQL label matcher, from the provider's own table."""
+    out = {}
+    for name, provider in sorted(PROVIDERS.items()):
+        codes = sorted(provider.errors.throttling)
+        if len(codes) == 1:
+            out[name] = f"code={json.dumps(codes[0])}"
+        elif codes:
+            out[name] = f"code=~{json.dumps('|'.join(re.escape(c) for c in codes))}"
+    return out

@@ -16,6 +16,7 @@ import yaml
 
 from exporter.core.metrics import METRICS
 from exporter.core.selfmetrics import SELF_METRICS
+from exporter.providers import PROVIDERS
 
 ROOT = Path(__file__).resolve().parent.parent
 GRAFANA = ROOT / "grafana"
@@ -32,8 +33,8 @@ BUILTIN_DATASOURCE = {"type": "grafana", "uid": "-- Grafana --"}
 KNOWN_UNITS = {"short", "none", "percent", "percentunit", "s", "ms", "dtdurations", "dateTimeFromNow",
                "dateTimeAsIso", "reqps", "ops", "opm", "cps", "cpm", "Bps", "binBps", "bytes", "decbytes", "bool"}
 # Series outside METRICS: provider-specific counters (CounterSpec), opt-in per-task series, build info.
-EXTRA_SERIES = {"upload_destination_errors_total", "upload_uploaded_bytes_total", "upload_task_state",
-                "upload_task_progress_ratio", "upload_build_info"}
+EXTRA_SERIES = {f"upload_{spec.name}_total" for provider in PROVIDERS.values() for spec in provider.counters} | {
+    "upload_task_state", "upload_task_progress_ratio", "upload_build_info"}
 
 
 def contract_series() -> set[str]:

@@ -46,6 +46,8 @@ class CounterSpec:
     name: str
     help: str
     label: str = ""  # the label name for Tally.label; "" for none
+    title: str = ""  # of its dashboard panel
+    unit: str = "ops"  # Grafana unit of the panel's per-second rate ("Bps" for bytes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +110,7 @@ class Provider(Protocol):
     default_rate_limit: ClassVar[float]  # calls per second per account
     account_fields: ClassVar[Sequence[AccountField]]
     vocabulary: ClassVar[Vocabulary]
+    errors: ClassVar[ErrorCodes]  # what its API error codes mean
     counters: ClassVar[Sequence[CounterSpec]]
     max_body_bytes: ClassVar[int]  # the largest answer read; a larger one is refused while streaming
 

@@ -98,9 +98,10 @@ class AliyunVod:
         fault_codes=frozenset({"URLInvalidError"}),
         api_error_codes=ERRORS.known,
     )
+    errors: ClassVar[ErrorCodes] = ERRORS
     counters: ClassVar[Sequence[CounterSpec]] = (
         CounterSpec(UPLOADED_BYTES, "Bytes of source files of URL upload jobs seen finishing successfully "
-                    "(FileSize), counted once per job."),
+                    "(FileSize), counted once per job.", title="Uploaded bytes", unit="Bps"),
     )
 
     max_body_bytes: ClassVar[int] = 1024 * 1024  # 10 jobs

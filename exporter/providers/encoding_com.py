@@ -86,9 +86,11 @@ class EncodingCom:
         fault_codes=frozenset({"destination_error", "download_error", "processing_error", "stopped"}),
         api_error_codes=ERRORS.known,
     )
+    errors: ClassVar[ErrorCodes] = ERRORS
     counters: ClassVar[Sequence[CounterSpec]] = (
         CounterSpec("destination_errors", "Failed output destinations of media that reached a final state, "
-                    "by reason (access_denied, not_found, timeout, connection, other).", label="reason"),
+                    "by reason (access_denied, not_found, timeout, connection, other).", label="reason",
+                    title="Destination errors by reason"),
     )
 
     max_body_bytes: ClassVar[int] = 4 * 1024 * 1024  # 100 media with their formats in extended mode

@@ -73,6 +73,7 @@ class Ipernity:
         fault_codes=frozenset(),  # a ticket is done or invalid; the API gives no reason
         api_error_codes=ERRORS.known,
     )
+    errors: ClassVar[ErrorCodes] = ERRORS
     counters: ClassVar[Sequence[CounterSpec]] = ()
     max_body_bytes: ClassVar[int] = 1024 * 1024  # 50 tickets
 

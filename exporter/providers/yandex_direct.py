@@ -65,6 +65,7 @@ class YandexDirect:
                                "6000", "7000", "8000", "8300", "8800", "9000"}),
         api_error_codes=ERRORS.known,
     )
+    errors: ClassVar[ErrorCodes] = ERRORS
     counters: ClassVar[Sequence[CounterSpec]] = ()
     max_body_bytes: ClassVar[int] = 32 * 1024 * 1024  # a page of 10,000 tasks with long URLs
 
