@@ -188,9 +188,11 @@ def test_an_item_that_parses_always_decodes(item):
     assert status.task_id == "7" and status.state in (TaskState.ERROR, TaskState.PENDING)
 
 
-@pytest.mark.parametrize("item", ["7", 7, None, [7], {"Status": "Done"}])
+@pytest.mark.parametrize("item", ["7", 7, None, [7], {"Status": "Done"}, {"AdImageUploadTaskID": None}])
 def test_an_item_that_would_not_decode_fails_the_parse(item):
-    with pytest.raises((KeyError, TypeError, AttributeError)):  # the HTTP client makes it a BadResponse
+    from exporter.core.errors import BadResponse
+
+    with pytest.raises(BadResponse, match="unexpected response shape"):
         yandex_direct._parse_page(response({"data": {"AdImageUploads": [item]}}))
 
 

@@ -21,6 +21,7 @@ from xml.etree.ElementTree import Element
 
 import aiohttp
 import defusedxml.ElementTree
+import msgspec
 from defusedxml import DefusedXmlException
 from yarl import URL
 
@@ -86,6 +87,15 @@ class HttpResponse:
             return json.loads(self.body)
         except (ValueError, UnicodeDecodeError) as err:
             raise BadResponse(f"malformed JSON from {self.where}: {err.__class__.__name__}") from err
+
+    def decode(self, decoder: msgspec.json.Decoder[T]) -> T:
+        """The body decoded into a provider's types (msgspec): only the fields they name are built."""
+        try:
+            return decoder.decode(self.body)
+        except msgspec.ValidationError as err:
+            raise BadResponse(f"unexpected response shape from {self.where}: {str(err)[:160]}") from None
+        except msgspec.DecodeError:
+            raise BadResponse(f"malformed JSON from {self.where}") from None
 
     def xml(self) -> Element:
         """The body as XML parsed by defusedxml: entity expansion and external entities refused."""

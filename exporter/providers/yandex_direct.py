@@ -9,6 +9,8 @@ import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar
 
+import msgspec
+
 from exporter.core.classify import api_error
 from exporter.core.config import AccountConfig
 from exporter.core.errors import BadResponse, ProviderError
@@ -143,28 +145,48 @@ class YandexDirect:
 _Item = tuple[str, str, Any]  # task ID, Status, and Error where the status is Error
 
 
+class _Upload(msgspec.Struct, gc=False):
+    """The fields of an upload task that are kept; the others (hash, URLs, name) are never built."""
+
+    AdImageUploadTaskID: int | str
+    Status: Any = ""
+    Error: Any = None
+
+
+class _Data(msgspec.Struct, gc=False):
+    AdImageUploads: list[_Upload] | None = None
+    TotalObjectsCount: int | None = None  # nillable in the API's schema
+
+
+class _Answer(msgspec.Struct, gc=False):
+    data: _Data | None = None
+    error_code: Any = None
+    error_str: Any = None
+    error_detail: Any = None
+
+
+_ANSWER = msgspec.json.Decoder(_Answer, strict=False)  # numbers sent as strings are read too
+
+
 def _parse_page(response: HttpResponse) -> tuple[list[_Item], int | None]:
     """One page: its tasks (decoded into statuses when applied) and TotalObjectsCount."""
     if response.status >= 500 or response.status == 429:
         response.raise_for_status()
-    body = response.json()
-    if not isinstance(body, dict):
-        raise BadResponse(f"expected a JSON object from {response.where}")
-    if "error_code" in body:
-        raise _api_error(body, response.where)
+    answer = response.decode(_ANSWER)
+    if answer.error_code is not None:
+        raise _api_error(answer, response.where)
     response.raise_for_status()
-    data = body["data"]
-    uploads = data.get("AdImageUploads") or []
-    total = data.get("TotalObjectsCount")  # nillable in the API's schema
-    return [_item(item) for item in uploads], None if total is None else int(total)
+    if answer.data is None:
+        raise BadResponse(f"no data in the answer from {response.where}")
+    return [_item(upload) for upload in answer.data.AdImageUploads or ()], answer.data.TotalObjectsCount
 
 
-def _item(item: Mapping[str, Any]) -> _Item:
-    """What a status is built from; the page's JSON objects are freed once it is parsed."""
-    status = str(item.get("Status", ""))
+def _item(upload: _Upload) -> _Item:
+    """What a status is built from; the page's objects are freed once it is parsed."""
+    status = str(upload.Status)
     raw = STATUS_NAMES.get(status, status)  # the page's own copies of "Pending" go with the page
     failed = STATES.get(raw) is TaskState.ERROR
-    return str(item["AdImageUploadTaskID"]), raw, item.get("Error") if failed else None
+    return str(upload.AdImageUploadTaskID), raw, upload.Error if failed else None
 
 
 def _status(task_id: str, raw: str, error: Any) -> TaskStatus:
@@ -183,9 +205,9 @@ def _status(task_id: str, raw: str, error: Any) -> TaskStatus:
     )
 
 
-def _api_error(body: Mapping[str, Any], where: str) -> ProviderError:
-    code = str(body.get("error_code"))
+def _api_error(answer: _Answer, where: str) -> ProviderError:
+    code = str(answer.error_code)
     # error_str names the kind of error; error_detail says what is wrong ("Invalid OAuth token").
-    text = "; ".join(str(body[k]) for k in ("error_str", "error_detail") if body.get(k))[:TEXT_CAP]
+    text = "; ".join(str(t) for t in (answer.error_str, answer.error_detail) if t)[:TEXT_CAP]
     return api_error(ERRORS, code, f"API error {code} from {where}: {text}")
 
