@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 
 OTHER = "other"
 MISSING = "missing"  # provider status of a task left out of `not_found_after` answers in a row
-APPLY_CHUNK = 2_000  # statuses applied between two turns of the event loop
-SCAN_CHUNK = 20_000  # tasks looked at between two turns
+APPLY_CHUNK = 1_000  # statuses applied between two turns of the event loop
+SCAN_CHUNK = 10_000  # tasks looked at between two turns
 
 
 class SetState:
@@ -178,6 +178,11 @@ class SetState:
         if rec is None:
             rec = self.tasks[status.task_id] = TaskRecord(now)
             changed = saved = True
+        elif (rec.state is state and not failed and rec.status == label and rec.progress == progress
+              and rec.eta == status.eta_seconds and rec.not_before == status.not_before and not rec.misses
+              and rec.last_seen is not None and status.created is None and status.finished is None):
+            rec.last_seen = now  # most tasks of most polls: nothing else moved, nothing to save or count
+            return 0
         else:
             # Most polls change few tasks: leave the aggregates alone for those that stay put.
             changed = rec.state is not state or rec.status != label or rec.fault != fault or rec.progress != progress
