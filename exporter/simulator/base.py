@@ -135,7 +135,9 @@ class Simulator:
         if kind in fault_modes.HTTP_STATUS_KINDS:
             return fault_modes.http_status(kind, opts)
         if kind == "hang":
-            return await fault_modes.hang(opts, lambda: self._fault_generation == fault.generation)
+            if await fault_modes.hang(opts, lambda: self._fault_generation == fault.generation):
+                return await self.handle(request)
+            return web.Response(status=504, text="Gateway Timeout")
         if kind in ("reset", "truncated"):
             answer = await self.handle(request)
             body = answer.body if isinstance(answer, web.Response) and isinstance(answer.body, bytes) else b""
