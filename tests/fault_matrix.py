@@ -6,8 +6,8 @@ judges each provider's cell: process up, /metrics answering, the set down and lo
 the right counters moved, no task lost, no secret shown, recovered in time, completions and
 failures equal to the simulator's timelines, memory bounded.
 
-Damage is judged per phase: what an earlier phase lost (a completion never counted, a task
-wrongly not_found) is carried over, so a later cell fails only for what its own fault did.
+Every task is checked against its timeline at every scrape (see `fault_ledger`); what an
+earlier phase broke is carried over, so a cell fails only for what its own fault did.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 
 from exporter.simulator.base import Received
 from tests.exporter_process import STEP_SECONDS, ExporterProcess, Metrics
+from tests.fault_ledger import Ledger
 from tests.fault_world import World, body_cap
 
 INTERVAL = 1.0  # the config minimum
@@ -73,23 +74,13 @@ class Cell:
         return "n/a" if self.na else ("FAIL" if self.reasons else "PASS")
 
 
-@dataclass
-class Carry:
-    """What earlier phases got wrong for one set, so a phase is judged on its own damage."""
-
-    lost: tuple[float, float] = (0.0, 0.0)  # completions and failures never counted
-    surplus: tuple[float, float] = (0.0, 0.0)  # counted beyond what happened
-    not_found: float = 0.0  # tasks not_found without the API saying so
-    untracked: float = 0.0  # tasks no longer tracked at all
-
-
 class MatrixRun:
     """Runs phases against one exporter process polling one set per provider."""
 
     def __init__(self, world: World, exporter: ExporterProcess, ids: Mapping[str, Sequence[str]]) -> None:
         self.world, self.exporter, self.ids = world, exporter, ids
         self.set_name = {p: f"ft_{p}" for p in ids}
-        self.carry = {p: Carry() for p in ids}
+        self.ledger = Ledger(world, ids, self.set_name)
 
     # -- sampling -------------------------------------------------------------------------
     def sample(self, cells: Mapping[str, Cell]) -> Metrics | None:
@@ -105,35 +96,9 @@ class MatrixRun:
             return None
         now = time.time()
         for p, cell in cells.items():
-            labels, carry = {"provider": p, "task_set": self.set_name[p]}, self.carry[p]
-            truth = self.world.truth(p, self.ids[p], now + 0.5)  # the simulator may be a little ahead
-            done = metrics.value("upload_tasks_completed_total", **labels)
-            failed = metrics.value("upload_tasks_failed_total", **labels)
-            if done - truth.done > carry.surplus[0] or failed - truth.failed > carry.surplus[1]:
-                _once(cell, f"counted more than happened: done {done:g}/{truth.done}, failed {failed:g}/{truth.failed}")
-            tracked = metrics.value("upload_tasks", **labels)
-            if len(self.ids[p]) - tracked > carry.untracked:
-                _once(cell, f"tasks lost: {tracked:g} tracked of {len(self.ids[p])}")
-            gone = metrics.value("upload_tasks", state="not_found", **labels)
-            if gone - truth.not_found > carry.not_found:
-                _once(cell, f"not_found without the API saying so: {gone:g} tasks, {truth.not_found} invalid")
+            for problem in self.ledger.check(metrics, p, now):
+                _once(cell, problem)
         return metrics
-
-    def carry_over(self, metrics: Metrics | None, cleared: float) -> None:
-        """Remember what is wrong now, so the next phase is judged on its own damage only."""
-        if metrics is None:
-            return
-        for p, carry in self.carry.items():
-            labels = {"provider": p, "task_set": self.set_name[p]}
-            truth = self.world.truth(p, self.ids[p], cleared)
-            done = metrics.value("upload_tasks_completed_total", **labels)
-            failed = metrics.value("upload_tasks_failed_total", **labels)
-            carry.lost = (max(carry.lost[0], truth.done - done), max(carry.lost[1], truth.failed - failed))
-            now = self.world.truth(p, self.ids[p], time.time())
-            carry.surplus = (max(carry.surplus[0], done - now.done), max(carry.surplus[1], failed - now.failed))
-            gone = metrics.value("upload_tasks", state="not_found", **labels)
-            carry.not_found = max(carry.not_found, gone - now.not_found)
-            carry.untracked = max(carry.untracked, len(self.ids[p]) - metrics.value("upload_tasks", **labels))
 
     def up(self, metrics: Metrics | None, provider: str) -> float | None:
         if metrics is None:
@@ -198,7 +163,8 @@ class MatrixRun:
               seen_requests: Mapping[str, int], down: Mapping[str, float], lowest: Mapping[str, float],
               cleared: float, recovered: Mapping[str, float]) -> None:
         after = self.catch_up(cells, cleared)
-        self.carry_over(after, cleared)
+        if after is not None:
+            self.ledger.commit(after, cleared, time.time())
         records = self.exporter.log_records(log_at)
         exposed = self.exporter.log_text(log_at) + (after.text if after else "")
         leaked = [s for s in self.world.secret_values() if s in exposed]
@@ -273,24 +239,16 @@ class MatrixRun:
             _once(cell, "a traceback in the log")
 
     def catch_up(self, cells: Mapping[str, Cell], cleared: float) -> Metrics | None:
-        """Counters equal what the timelines say happened before the fault's end, within TRUTH_WAIT."""
+        """Every task finished before the fault's end reaches its final state, within TRUTH_WAIT."""
         deadline = time.monotonic() + TRUTH_WAIT
         while True:
             metrics = self.sample(cells)
-            behind = {}
-            for p in cells:
-                labels = {"provider": p, "task_set": self.set_name[p]}
-                truth = self.world.truth(p, self.ids[p], cleared)
-                got = (metrics.value("upload_tasks_completed_total", **labels),
-                       metrics.value("upload_tasks_failed_total", **labels)) if metrics else (0.0, 0.0)
-                lost = self.carry[p].lost
-                if truth.done - got[0] > lost[0] or truth.failed - got[1] > lost[1]:
-                    behind[p] = f"done {got[0]:g} of {truth.done}, failed {got[1]:g} of {truth.failed}"
-                    if any(lost):
-                        behind[p] += f" ({lost[0]:g} and {lost[1]:g} lost before)"
-            if not behind or time.monotonic() > deadline:
-                for p, text in behind.items():
-                    cells[p].reasons.append(f"transitions lost: {text} by the fault's end")
+            behind = {p: self.ledger.behind(metrics, p, cleared) for p in cells} if metrics else {}
+            if (metrics and not any(behind.values())) or time.monotonic() > deadline:
+                for p, late in behind.items():
+                    if late:
+                        cells[p].reasons.append(f"transitions lost: {len(late)} tasks finished by the fault's end "
+                                                f"not final {TRUTH_WAIT:g}s later")
                 return metrics
             time.sleep(STEP_SECONDS)
 

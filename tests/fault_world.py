@@ -132,6 +132,13 @@ class World:
     def clock(self, provider: str) -> float:
         return self.sims[provider].clock()
 
+    def expected(self, provider: str, task_id: str, at: float) -> str:
+        """The normalized state the API reports for this task at `at`."""
+        task = self.sims[provider].tasks[task_id]
+        if task.finish_at > at:
+            return "pending"
+        return "done" if not task.fails else FAILURE_STATE.get(provider, "error")
+
     def truth(self, provider: str, ids: Iterable[str], at: float) -> Truth:
         """What the API will have reported by `at` for these tasks: done, failed, gone."""
         tasks = self.sims[provider].tasks

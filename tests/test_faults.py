@@ -21,7 +21,7 @@ PARTIAL_AT = 10.0  # the partial answers' tasks finish this long after the tasks
 PARTIAL_TIMES = 2  # ...and are each left out of this many answers (fewer than not_found_after, 3)
 RUN_SPAN = 260.0  # other tasks finish over this long, so every phase sees some finish
 TASKS = {"yandex_direct": 60, "ipernity": 400, "encoding_com": 60, "aliyun_vod": 100}  # VOD: 10 calls a poll
-XML_ONLY = "n/a: a JSON API, no XML parser to attack"
+XML_ONLY = "a JSON API, no XML parser to attack"
 
 Matrix = dict[tuple[str, str], Cell]
 
@@ -66,7 +66,8 @@ def matrix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Matrix]:
         config = {
             "accounts": {p: {**world.account(p), "rate_limit": 100} for p in ALL},
             "task_sets": [{"name": f"ft_{p}", "account": p, "interval": f"{INTERVAL:g}s", "max_tries": 3,
-                           "max_retry_time": f"{MAX_RETRY_TIME:g}s", "tasks": {"ids": ids[p]}} for p in ALL],
+                           "max_retry_time": f"{MAX_RETRY_TIME:g}s", "tasks": {"ids": ids[p]},
+                           "per_task_series": len(ids[p])} for p in ALL],  # each task checked on its own
         }
         workdir = tmp_path_factory.mktemp("faults")
         exporter = ExporterProcess(workdir, config, world.env, state_file=workdir / "state.db")

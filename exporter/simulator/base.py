@@ -135,8 +135,9 @@ class Simulator:
         if kind in fault_modes.HTTP_STATUS_KINDS:
             return fault_modes.http_status(kind, opts)
         if kind == "hang":
-            if await fault_modes.hang(opts, lambda: self._fault_generation == fault.generation):
-                return await self.handle(request)
+            cleared = await fault_modes.hang(opts, lambda: self._fault_generation == fault.generation)
+            if cleared and request.transport is not None and not request.transport.is_closing():
+                return await self.handle(request)  # a client still waiting gets its answer, late
             return web.Response(status=504, text="Gateway Timeout")
         if kind in ("reset", "truncated"):
             answer = await self.handle(request)
