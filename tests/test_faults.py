@@ -18,7 +18,8 @@ from tests.fault_world import ALL, World, body_cap
 
 RETRY_AFTER = 3  # seconds a 503 asks for
 PARTIAL_AT = 10.0  # the partial answers' tasks finish this long after the tasks are made...
-PARTIAL_TIMES = 2  # ...and are each left out of this many answers (fewer than not_found_after, 3)
+PARTIAL_TIMES = 2  # ...and are each left out of this many answers...
+NOT_FOUND_AFTER = 3  # ...fewer than make the exporter call them not_found
 RUN_SPAN = 260.0  # other tasks finish over this long, so every phase sees some finish
 TASKS = {"yandex_direct": 60, "ipernity": 400, "encoding_com": 60, "aliyun_vod": 100}  # VOD: 10 calls a poll
 XML_ONLY = "a JSON API, no XML parser to attack"
@@ -66,7 +67,8 @@ def matrix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Matrix]:
         config = {
             "accounts": {p: {**world.account(p), "rate_limit": 100} for p in ALL},
             "task_sets": [{"name": f"ft_{p}", "account": p, "interval": f"{INTERVAL:g}s", "max_tries": 3,
-                           "max_retry_time": f"{MAX_RETRY_TIME:g}s", "tasks": {"ids": ids[p]},
+                           "max_retry_time": f"{MAX_RETRY_TIME:g}s", "not_found_after": NOT_FOUND_AFTER,
+                           "tasks": {"ids": ids[p]},
                            "per_task_series": len(ids[p])} for p in ALL],  # each task checked on its own
         }
         workdir = tmp_path_factory.mktemp("faults")
