@@ -47,8 +47,9 @@ class Ledger:
         """What is newly wrong in this scrape, taken at `at` (simulator clock)."""
         carry, states, problems = self.carry[provider], self.states(metrics, provider), []
         untracked = set(self.ids[provider]) - set(states) - carry.untracked
-        if untracked:
-            problems.append(f"tasks lost: {len(untracked)} no longer tracked")
+        total = metrics.value("upload_tasks", provider=provider, task_set=self.set_name[provider])
+        if untracked or total < len(self.ids[provider]) - len(carry.untracked):
+            problems.append(f"tasks lost: {len(untracked)} without a series, upload_tasks sums to {total:g}")
         wrong = {t for t, s in states.items() if s in FINAL and s != self.world.expected(provider, t, at + 0.5)}
         gone = {t for t in wrong - carry.wrong if states[t] == "not_found"}
         if gone:

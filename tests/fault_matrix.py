@@ -32,9 +32,11 @@ HOLD = 2 * INTERVAL  # the fault stays on this long after the set went down: sev
 BEFORE_PHASE = 20.0  # bounded wait for every set to be up before a phase
 TRUTH_WAIT = 2 * INTERVAL + SLACK  # after recovery, until the counters catch up with the timelines
 # RSS moves by itself over a phase: the poll's short-lived objects, what the allocator keeps
-# (arenas, fragmentation), log and metric buffers. Phases without big bodies moved it by up to
-# about 6 MiB; this tolerance sits above that and far below what a kept body costs (the issue
-# saw 190 MB to 1,170 MB retained), so it applies to the growth bound and to the way back.
+# (arenas, fragmentation), log and metric buffers. Measured: under 1 MiB over a phase without
+# big bodies, up to 3 MiB over one with bodies refused at the header, and 4 MiB left after
+# 50 refused 1 MiB bodies (VOD's cap). This tolerance sits above that and far below what a kept
+# body costs (the issue saw 190 MB to 1,170 MB stay), and applies to the growth bound (twice the
+# cap plus it) and to the way back (the baseline plus it).
 RSS_TOLERANCE = 8 << 20
 RSS_SETTLE = 4 * INTERVAL
 GAP_TOLERANCE = 0.25  # the two clocks are one; this is scheduling noise
