@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 STEP_SECONDS = 0.15  # how often a wait looks again
 START_SECONDS = 30.0  # python start-up and the first bind, on a busy 2-core machine
 STOP_SECONDS = 15.0
+PROXY_VARIABLES = frozenset({"http_proxy", "https_proxy", "all_proxy", "ws_proxy", "wss_proxy"})
 
 
 def free_port() -> int:
@@ -83,7 +84,9 @@ class ExporterProcess:
         self.workdir = workdir
         self.config_path = workdir / "exporter.yaml"
         self.config_path.write_text(yaml.safe_dump(dict(config), sort_keys=False), encoding="utf-8")
-        self.env = {**os.environ, **env}
+        # Loopback only: no proxy from the environment stands between the exporter and the simulators.
+        inherited = {k: v for k, v in os.environ.items() if k.lower() not in PROXY_VARIABLES}
+        self.env = {**inherited, "NO_PROXY": "127.0.0.1,localhost", **env}
         self.state_file = state_file
         self.log_path = workdir / "exporter.log"
         self.port = 0
