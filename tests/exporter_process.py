@@ -30,6 +30,7 @@ STEP_SECONDS = 0.15  # how often a wait looks again
 START_SECONDS = 30.0  # python start-up and the first bind, on a busy 2-core machine
 STOP_SECONDS = 15.0
 PROXY_VARIABLES = frozenset({"http_proxy", "https_proxy", "all_proxy", "ws_proxy", "wss_proxy"})
+DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy: loopback only
 
 
 def free_port() -> int:
@@ -137,7 +138,7 @@ class ExporterProcess:
     # -- HTTP -----------------------------------------------------------------------------
     def get(self, path: str, timeout: float = 5.0) -> tuple[int, str]:
         try:
-            with urllib.request.urlopen(self.base + path, timeout=timeout) as resp:  # 127.0.0.1 only
+            with DIRECT.open(self.base + path, timeout=timeout) as resp:  # 127.0.0.1 only
                 return resp.status, resp.read().decode()
         except urllib.error.HTTPError as err:
             return err.code, err.read().decode()
@@ -155,7 +156,7 @@ class ExporterProcess:
             f"{self.base}/api/v1/task_sets/{task_set}/tasks", data=json.dumps({"ids": ids}).encode(), method="POST",
             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(request, timeout=10) as resp:
+            with DIRECT.open(request, timeout=10) as resp:
                 return resp.status, json.load(resp)
         except urllib.error.HTTPError as err:
             return err.code, err.read().decode()
