@@ -1,4 +1,4 @@
-"""What every simulator shares: a clock, task timelines, a call log and errors on demand.
+"""What every simulator shares: a clock, task timelines, call logs and errors on demand.
 
 A simulated task has a fixed timeline: created, expected to finish at `finish_at`, with an
 outcome. Its state at any time follows from the clock, so tests move time forward
@@ -110,6 +110,8 @@ class Simulator:
         return ids
 
     # -- errors on demand -------------------------------------------------------------
+    # One-shot failures (`fail_next`) for unit tests, and sustained fault modes (`set_fault`,
+    # kinds and options in `faults`) for the fault matrix; every request lands in `received`.
     def fail_next(self, kind: str, times: int = 1) -> None:
         """The next `times` requests fail: 'http_500', 'timeout', 'malformed', or 'api:<code>'."""
         self._injected.extend([kind] * times)
@@ -121,7 +123,7 @@ class Simulator:
         self.fault = fault_modes.Fault(kind, dict(opts), self._fault_generation)
 
     def clear_fault(self) -> None:
-        """Answer normally again; requests hanging in a `hang` fault end now."""
+        """Answer normally again; requests held by a `hang` fault are answered now (if still waited for)."""
         self._fault_generation += 1
         self.fault = None
 
