@@ -79,6 +79,9 @@ class AliyunVodSimulator(Simulator):
         ("URLInvalidError", "download video failed by the url, please check it"),
         ("URLInvalidError", "the url is not reachable, please check it"),
     )
+    oversized_prefix: ClassVar[bytes] = b'{"RequestId": "25818875-5F78-4A13-BEF6-D7393642CA58", "URLUploadInfoList": ['
+    throttle_code: ClassVar[str] = "Throttling.User"
+    auth_code: ClassVar[str] = "SignatureDoesNotMatch"
 
     def __init__(self, key_id: str = "LTAI5tSimAccessKeyId", key_secret: str = "sim-aliyun-access-key-secret",
                  *, rate_cap: int = RATE_CAP, **kwargs: Any) -> None:
@@ -105,6 +108,12 @@ class AliyunVodSimulator(Simulator):
             "Message": text.format(detail),
             "Recommend": f"https://api.aliyun.com/troubleshoot?q={code}&product=vod",
         }, status=status)
+
+    def auth_response(self) -> web.Response:
+        """As the gateway words it: the server's string to sign, AccessKeyId and all."""
+        params = {"AccessKeyId": self.key_id, "Action": ACTION, "Format": "JSON", "Version": VERSION}
+        to_sign, _ = server_signature("GET", params, self.key_secret)
+        return self.error_response(self.auth_code, to_sign)
 
     def flow_control(self) -> web.Response | None:
         # Flow control counts every call that lands, by the real clock: the task clock may be fake.
@@ -186,7 +195,8 @@ class AliyunVodSimulator(Simulator):
         now = self.clock()
         infos: list[dict[str, Any]] = []
         missing: list[str] = []
-        for key in wanted:
+        left_out = self.left_out(wanted)
+        for key in [k for k in wanted if k not in left_out]:
             # A URL uploaded several times has several jobs (a scan: URL mode is for small sets).
             jobs = [t for t in self.tasks.values() if self.url_of(t) == key] if by_url else (
                 [self.tasks[key]] if key in self.tasks else [])

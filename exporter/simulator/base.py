@@ -1,4 +1,4 @@
-"""What every simulator shares: a clock, task timelines, a call log and errors on demand.
+"""What every simulator shares: a clock, task timelines, call logs and errors on demand.
 
 A simulated task has a fixed timeline: created, expected to finish at `finish_at`, with an
 outcome. Its state at any time follows from the clock, so tests move time forward
@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from aiohttp import web
+
+from exporter.simulator import faults as fault_modes
 
 HANG_SECONDS = 30.0  # how long an injected timeout keeps the request open
 
@@ -44,6 +46,15 @@ class SimTask:
 
 
 @dataclass(frozen=True)
+class Received:
+    """One request as it arrived, whatever answered it, for tests that measure gaps between calls."""
+
+    at: float  # on the simulator's clock
+    answer: str  # "ok", a fault kind, "injected:<kind>" or "flow_control"
+    retry_after: float | None = None  # what the answer asked the client to wait
+
+
+@dataclass(frozen=True)
 class Call:
     """What one request asked for, for tests to assert on."""
 
@@ -68,6 +79,9 @@ class Simulator:
         self._injected: collections.deque[str] = collections.deque()
         self._next_id = 1000
         self.requests = 0  # every request received, refused and injected ones included
+        self.received: collections.deque[Received] = collections.deque(maxlen=log_size)
+        self.fault: fault_modes.Fault | None = None
+        self._fault_generation = 0
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -96,9 +110,55 @@ class Simulator:
         return ids
 
     # -- errors on demand -------------------------------------------------------------
+    # One-shot failures (`fail_next`) for unit tests, and sustained fault modes (`set_fault`,
+    # kinds and options in `faults`) for the fault matrix; every request lands in `received`.
     def fail_next(self, kind: str, times: int = 1) -> None:
         """The next `times` requests fail: 'http_500', 'timeout', 'malformed', or 'api:<code>'."""
         self._injected.extend([kind] * times)
+
+    def set_fault(self, kind: str, **opts: Any) -> None:
+        """Answer every request with this fault until `clear_fault` (see `faults` for kinds and options)."""
+        fault_modes.check(kind, opts, self.fault_kinds)
+        self._fault_generation += 1
+        self.fault = fault_modes.Fault(kind, dict(opts), self._fault_generation)
+
+    def clear_fault(self) -> None:
+        """Answer normally again; requests held by a `hang` fault are answered now (if still waited for)."""
+        self._fault_generation += 1
+        self.fault = None
+
+    def left_out(self, asked: list[str]) -> set[str]:
+        """The asked IDs a `partial` fault leaves out of this answer (none without one)."""
+        fault = self.fault
+        return fault.left_out(asked) if fault is not None and fault.kind == "partial" else set()
+
+    async def _fault_response(self, request: web.Request, fault: fault_modes.Fault) -> web.StreamResponse | None:
+        kind, opts = fault.kind, fault.opts
+        if kind in fault_modes.HTTP_STATUS_KINDS:
+            return fault_modes.http_status(kind, opts)
+        if kind == "hang":
+            cleared = await fault_modes.hang(opts, lambda: self._fault_generation == fault.generation)
+            if cleared and request.transport is not None and not request.transport.is_closing():
+                return await self.handle(request)  # a client still waiting gets its answer, late
+            return web.Response(status=504, text="Gateway Timeout")
+        if kind in ("reset", "truncated"):
+            answer = await self.handle(request)
+            body = answer.body if isinstance(answer, web.Response) and isinstance(answer.body, bytes) else b""
+            return await fault_modes.cut_body(request, answer.status, body, answer.content_type, reset=kind == "reset")
+        if kind == "malformed":
+            return web.Response(status=200, body=self.malformed_body, content_type=self.content_type)
+        if kind == "wrong_content_type":
+            return fault_modes.wrong_content_type()
+        if kind.startswith("oversized"):
+            return await fault_modes.oversized(request, self.oversized_prefix, self.content_type, int(opts["size"]),
+                                          with_length=kind == "oversized")
+        if kind == "throttle":
+            return self.error_response(self.throttle_code)
+        if kind == "auth":
+            return self.auth_response()
+        if kind in fault_modes.XML_KINDS:
+            return web.Response(status=200, body=self.xml_fault_body(kind), content_type=self.content_type)
+        return None  # partial: the protocol's own answer, with IDs left out
 
     async def _injected_response(self) -> web.StreamResponse | None:
         if not self._injected:
@@ -118,8 +178,20 @@ class Simulator:
     # -- protocol (subclasses) --------------------------------------------------------
     content_type: ClassVar[str] = "application/json"
     malformed_body: ClassVar[bytes] = b'{"data": {"items": [{"id": '  # cut off mid-document
+    oversized_prefix: ClassVar[bytes] = b'{"data": {"items": ['  # how an oversized body starts
+    fault_kinds: ClassVar[frozenset[str]] = fault_modes.COMMON_KINDS
+    throttle_code: ClassVar[str]  # the API's own "slow down" error, answered by the `throttle` fault
+    auth_code: ClassVar[str]  # the API's "credentials refused" error, answered by the `auth` fault
 
     def error_response(self, code: str) -> web.Response:
+        raise NotImplementedError
+
+    def auth_response(self) -> web.Response:
+        """The API's answer to refused credentials."""
+        return self.error_response(self.auth_code)
+
+    def xml_fault_body(self, kind: str) -> bytes:
+        """An XML bomb or external-entity body, for APIs that answer XML."""
         raise NotImplementedError
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -131,9 +203,21 @@ class Simulator:
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         self.requests += 1
+        at = self.clock()
         refused = self.flow_control()
         if refused is not None:
+            self.received.append(Received(at, "flow_control"))
             return refused
+        fault = self.fault
+        if fault is not None:
+            retry_after = fault.opts.get("retry_after") if fault.kind == "http_503" else None
+            self.received.append(Received(at, fault.kind, None if retry_after is None else float(retry_after)))
+            response = await self._fault_response(request, fault)
+            if response is not None:
+                return response
+            return await self.handle(request)
+        kind = self._injected[0] if self._injected else ""
+        self.received.append(Received(at, f"injected:{kind}" if kind else "ok"))
         injected = await self._injected_response()
         return injected if injected is not None else await self.handle(request)
 

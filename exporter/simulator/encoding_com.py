@@ -13,6 +13,7 @@ from xml.etree.ElementTree import Element, SubElement, tostring
 import defusedxml.ElementTree
 from aiohttp import web
 
+from exporter.simulator import faults as fault_modes
 from exporter.simulator.base import SimTask, Simulator
 
 # -- protocol constants -----------------------------------------------------------------
@@ -50,6 +51,10 @@ class EncodingComSimulator(Simulator):
     path: ClassVar[str] = "/"
     content_type: ClassVar[str] = "application/xml"
     malformed_body: ClassVar[bytes] = b'<?xml version="1.0"?>\n<response><job><id>1001</id><status>Fini'
+    oversized_prefix: ClassVar[bytes] = b'<?xml version="1.0"?>\n<response><job><id>1001</id><description>'
+    fault_kinds: ClassVar[frozenset[str]] = fault_modes.COMMON_KINDS | fault_modes.XML_KINDS
+    throttle_code: ClassVar[str] = "rate_limit"
+    auth_code: ClassVar[str] = "auth"
     faults: ClassVar[tuple[tuple[str, str], ...]] = (
         ("download", "Download error: HTTP/1.1 404 Not Found"),
         ("download", "Download error: Could not connect to the source host"),
@@ -74,6 +79,17 @@ class EncodingComSimulator(Simulator):
 
     def error_response(self, code: str) -> web.Response:
         return self.errors([ERRORS.get(code, code)])
+
+    def xml_fault_body(self, kind: str) -> bytes:
+        """Billion laughs (entities that expand to gigabytes), or an external entity reading a local file."""
+        if kind == "xml_bomb":
+            entities = ['<!ENTITY lol0 "lol">'] + [
+                f'<!ENTITY lol{n} "{f"&lol{n - 1};" * 10}">' for n in range(1, 10)]
+            dtd, value = "\n ".join(entities), "&lol9;"
+        else:
+            dtd, value = '<!ENTITY xxe SYSTEM "file:///etc/passwd">', "&xxe;"
+        return (f'<?xml version="1.0"?>\n<!DOCTYPE response [\n {dtd}\n]>\n'
+                f"<response><id>{value}</id><status>Finished</status></response>\n").encode()
 
     def errors(self, texts: list[str]) -> web.Response:
         response = Element("response")
@@ -112,7 +128,8 @@ class EncodingComSimulator(Simulator):
             return self.errors(unknown[:1])
         response = Element("response")
         now = self.clock()
-        for task in [self.tasks[i] for i in ids if i in self.tasks]:
+        left_out = self.left_out([i for i in ids if i in self.tasks])
+        for task in [self.tasks[i] for i in ids if i in self.tasks and i not in left_out]:
             # One media: its fields right in <response>; several: a <job> each.
             self.media(response if len(ids) == 1 else SubElement(response, "job"), task, now)
         if unknown:

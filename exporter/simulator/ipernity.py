@@ -58,6 +58,9 @@ class IpernitySimulator(Simulator):
     path: ClassVar[str] = "/api/"
     route: ClassVar[str] = "{method}/{format}"
     faults: ClassVar[tuple[tuple[str, str], ...]] = (("", "the upload could not be processed"),)
+    oversized_prefix: ClassVar[bytes] = b'{"api": {"status": "ok"}, "tickets": {"ticket": ['
+    throttle_code: ClassVar[str] = "113"
+    auth_code: ClassVar[str] = "107"
 
     def __init__(self, api_key: str = "sim-ipernity-key", api_secret: str = "sim-ipernity-secret",
                  auth_token: str = "sim-ipernity-token", *, unknown_is_error: bool = False,
@@ -123,7 +126,8 @@ class IpernitySimulator(Simulator):
 
     def answer(self, tickets: list[str]) -> web.Response:
         now = self.clock()
-        items = [self.ticket(ticket, self.tasks.get(ticket), now) for ticket in tickets]
+        left_out = self.left_out(tickets)
+        items = [self.ticket(ticket, self.tasks.get(ticket), now) for ticket in tickets if ticket not in left_out]
         done = sum(item["done"] == "1" for item in items)
         invalid = sum(item["invalid"] == "1" for item in items)
         counts = {"count": len(items), "done": done, "invalid": invalid, "left": len(items) - done - invalid,

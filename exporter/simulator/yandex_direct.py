@@ -40,6 +40,9 @@ class YandexDirectSimulator(Simulator):
         ("6000", "Source URL is unavailable"),
         ("8800", "Image not found at source URL"),
     )
+    oversized_prefix: ClassVar[bytes] = b'{"data": {"AdImageUploads": ['
+    throttle_code: ClassVar[str] = "506"
+    auth_code: ClassVar[str] = "53"
 
     def __init__(self, token: str = "sim-yandex-token", **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -50,6 +53,9 @@ class YandexDirectSimulator(Simulator):
     def error_response(self, code: str) -> web.Response:
         return json_response({"error_code": int(code), "error_str": ERRORS.get(code, "Error"),
                               "error_detail": ""})
+
+    def auth_response(self) -> web.Response:
+        return json_response({"error_code": 53, "error_str": ERRORS["53"], "error_detail": "Invalid OAuth token"})
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if request.method != "POST":
@@ -80,6 +86,8 @@ class YandexDirectSimulator(Simulator):
         selected = [self.tasks[i] for i in ids if i in self.tasks] if ids else list(self.tasks.values())
         if logins:
             selected = [t for t in selected if t.owner in logins]
+        left_out = self.left_out([t.task_id for t in selected])
+        selected = [t for t in selected if t.task_id not in left_out]
         now = self.clock()
         page = [self.upload(t, now) for t in selected[offset : offset + limit]]
         return json_response({"data": {"AdImageUploads": page, "TotalObjectsCount": len(selected)}})
