@@ -1,7 +1,8 @@
 """Command line: flags, logging set-up, exit codes; nothing else.
 
-Exit codes: 0 on a clean stop or a valid --check-config, 1 when the server cannot start,
-2 on a bad configuration or bad flags.
+Exit codes: 0 on a clean stop, a valid --check-config or a healthy --healthcheck; 1 when the
+server cannot start or --healthcheck finds it unhealthy; 2 on a bad configuration or bad
+flags, with one line per problem on stderr and no traceback.
 """
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import logging
+import re
 import signal
 import sqlite3
 import sys
@@ -21,7 +24,7 @@ from aiohttp import web
 
 from exporter import __version__, logs
 from exporter.core import config as config_mod
-from exporter.core import webconfig
+from exporter.core import listener, probe, webconfig
 from exporter.core.errors import ConfigError, StateFileError
 from exporter.core.memory import tune_collector
 from exporter.core.persist import StateFile
@@ -46,6 +49,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="path under which to expose metrics (default: %(default)s)")
     p.add_argument("--web.config.file", dest="web_config", default="",
                    help="TLS and basic auth, in the exporter-toolkit format")
+    p.add_argument("--web.max-connections", dest="max_connections", type=int, default=0,
+                   help="connections served at once; beyond, the oldest is closed "
+                        f"(default: the descriptor limit less {listener.DESCRIPTOR_RESERVE})")
+    p.add_argument("--web.read-header-timeout", dest="read_header_timeout", type=float,
+                   default=listener.READ_HEADER_TIMEOUT,
+                   help="seconds a new connection has to send its first request (default: %(default)s)")
+    p.add_argument("--web.idle-timeout", dest="idle_timeout", type=float, default=listener.IDLE_TIMEOUT,
+                   help="seconds an idle keep-alive connection is kept (default: %(default)s)")
     p.add_argument("--web.enable-lifecycle", dest="lifecycle", action="store_true",
                    help="allow POST /-/reload (SIGHUP always reloads)")
     p.add_argument("--state.file", dest="state_file", default="",
@@ -53,6 +64,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--log.level", dest="log_level", default="info", choices=["debug", "info", "warn", "error"])
     p.add_argument("--log.format", dest="log_format", default="logfmt", choices=["logfmt", "json"])
     p.add_argument("--check-config", action="store_true", help="validate the config and exit (0 valid, 2 invalid)")
+    p.add_argument("--healthcheck", action="store_true",
+                   help="ask the exporter running with these --web.* flags whether it is healthy (exit 0) or not (1)")
     p.add_argument("--demo", action="store_true", help="run against simulated providers on loopback; no config needed")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     args = p.parse_args(argv)
@@ -60,12 +73,47 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+HOST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*\.?$")
+
+
 def split_address(address: str) -> tuple[str | None, int]:
-    """':9877' -> (None, 9877) for all interfaces; '127.0.0.1:9877'; '[::1]:9877'."""
-    host, _, port = address.rpartition(":")
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"--web.listen-address: expected [host]:port, got {address!r}")
-    return host.strip("[]") or None, int(port)
+    """':9877' -> (None, 9877) for all interfaces; '127.0.0.1:9877'; 'host:9877'; '[::1]:9877'."""
+    problem = ValueError(f"--web.listen-address: expected [host]:port, [IPv6]:port or :port, got {address[:80]!r}")
+    m = re.fullmatch(r"\[([^\[\]]+)\]:(\d{1,5})|([^:\[\]]*):(\d{1,5})", address)
+    if not m:
+        raise problem
+    host, port = (m.group(1), m.group(2)) if m.group(1) is not None else (m.group(3), m.group(4))
+    if not 0 < int(port) < 65536:
+        raise problem
+    if m.group(1) is not None:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise problem from None
+    elif host and not HOST_NAME.match(host):
+        raise problem
+    return host or None, int(port)
+
+
+def healthcheck(args: argparse.Namespace, addresses: list[tuple[str | None, int]]) -> int:
+    """--healthcheck: 0 if every listen address answers /-/healthy with 200, else 1."""
+    try:
+        web_config = webconfig.load(args.web_config) if args.web_config else webconfig.WebConfig()
+    except ConfigError as err:
+        return report(err)
+    healthy = True
+    for host, port in addresses:
+        ok, seen = probe.check(host, port, web_config)
+        print(("healthy: " if ok else "unhealthy: ") + seen, file=sys.stdout if ok else sys.stderr)
+        healthy = healthy and ok
+    return 0 if healthy else 1
+
+
+def report(err: ConfigError) -> int:
+    """One line per problem on stderr, each naming the file and key path; exit status 2."""
+    for problem in err.problems:
+        print(problem, file=sys.stderr)
+    return 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -80,6 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"--web.telemetry-path: expected a path starting with '/', other than {', '.join(RESERVED_PATHS)};"
               f" got {args.telemetry_path!r}", file=sys.stderr)
         return 2
+    if args.healthcheck:
+        return healthcheck(args, addresses)
     if args.check_config:
         if args.demo:
             print("--check-config does not apply to --demo", file=sys.stderr)
@@ -89,15 +139,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.web_config:
                 webconfig.load(args.web_config)
         except ConfigError as err:
-            print(f"invalid configuration:\n{err}", file=sys.stderr)
-            return 2
+            return report(err)
         print(f"{args.config_file}: valid ({len(cfg.accounts)} accounts, {len(cfg.task_sets)} task sets)")
         return 0
     try:
         return asyncio.run(serve(args, addresses))
     except ConfigError as err:
-        print(f"invalid configuration:\n{err}", file=sys.stderr)
-        return 2
+        return report(err)
     except StateFileError as err:
         log.error("%s", err)
         return 1
@@ -135,15 +183,19 @@ async def serve(args: argparse.Namespace, addresses: Sequence[tuple[str | None, 
         app = make_app(runtime, lifecycle_api=args.lifecycle, web_config=web_config,
                        telemetry_path=args.telemetry_path)
         tune_collector()  # before the first poll
-        runner = web.AppRunner(app, access_log=None)
+        loop = asyncio.get_running_loop()
+        listener.quiet_accept_errors(loop)
+        max_connections = args.max_connections or listener.default_max_connections(listener.raise_descriptor_limit())
+        runner = web.AppRunner(app, access_log=None, keepalive_timeout=args.idle_timeout)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
         for host, port in addresses:
-            await web.TCPSite(runner, host, port, ssl_context=web_config.ssl_context).start()
+            await listener.GuardedSite(runner, host, port, ssl_context=web_config.ssl_context,
+                                       max_connections=max_connections,
+                                       read_header_timeout=args.read_header_timeout).start()
         log.info("upload-status-exporter %s listening on %s (%d task sets)", __version__, ", ".join(args.listen),
                  len(cfg.task_sets))
         stop = runtime.stopping
-        loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(_reload(runtime)))

@@ -73,6 +73,7 @@ class StateCollector(Collector):
                     family.add_metric([*self._base(st), *values], value)  # type: ignore[attr-defined]
             yield family
         yield from self._provider_counters(sets, base_names)
+        yield from self._push_refused(sets, base_names)
         yield from self._per_task(sets, base_names)
 
     def _build_info(self) -> Iterator[Metric]:
@@ -94,6 +95,15 @@ class StateCollector(Collector):
                         if counter == spec.name:
                             family.add_metric([*self._base(st), *([label] if spec.label else [])], amount)
                 yield family
+
+    def _push_refused(self, sets: list[SetState], base_names: list[str]) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "upload_push_refused", "Pushes of task IDs refused, by reason: max_tasks (the set is full), "
+            "too_large, malformed, unsupported_media_type.", labels=[*base_names, "reason"])
+        for st in sets:
+            for reason, count in sorted(st.push_refused.items()):
+                family.add_metric([*self._base(st), reason], float(count))
+        yield family
 
     def _per_task(self, sets: list[SetState], base_names: list[str]) -> Iterator[Metric]:
         if not any(self.per_task_caps.get(st.name) for st in sets):

@@ -7,16 +7,16 @@ naming the file, the key path (`task_sets[2].interval`) and what was expected.
 from __future__ import annotations
 
 import difflib
-import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from yarl import URL
 
+from exporter.core import yamlfile
+from exporter.core.configcheck import Checks, brief, kind
 from exporter.core.errors import ConfigError
 from exporter.core.provider import AccountField, ProviderRegistry
 from exporter.core.secrets import Secret, redact_userinfo
@@ -26,8 +26,7 @@ RESERVED_LABELS = frozenset(
     {"provider", "task_set", "state", "status", "fault_code", "code", "result", "le", "task_id",
      "instance", "job", "version", "python_version"}
 )
-DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+MAX_TASKS = 1_000_000  # default per-set cap on tracked tasks (the core is built for this many)
 
 
 @dataclass(frozen=True)
@@ -85,6 +84,7 @@ class TaskSetConfig:
     not_found_after: int = 3  # answers in a row that leave a task out before it is not_found
     poll_timeout: float = 60.0  # deadline of one poll: fetches, retries and rate-limit waits
     tombstone_retention: float = 14 * 86400.0  # how long a forgotten ID stays ignored
+    max_tasks: int = MAX_TASKS  # pushed IDs past this many tracked tasks are refused (413)
 
 
 @dataclass(frozen=True)
@@ -100,17 +100,7 @@ class Config:
 
 def load(path: str | Path, providers: ProviderRegistry) -> Config:
     """Read and validate `path`; raises ConfigError listing every problem."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as err:
-        raise ConfigError([f"{path}: cannot read: {err.strerror}"]) from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        raise ConfigError([f"{path}:{where}: not valid YAML: {getattr(err, 'problem', err)}"]) from None
-    return parse(raw, providers, str(path))
+    return parse(yamlfile.load(path), providers, str(path))
 
 
 def parse(raw: Any, providers: ProviderRegistry, path: str = "<config>") -> Config:
@@ -122,7 +112,7 @@ def parse(raw: Any, providers: ProviderRegistry, path: str = "<config>") -> Conf
     return config
 
 
-class _Reader:
+class _Reader(Checks):
     """Walks the document, collecting problems instead of stopping at the first."""
 
     def __init__(self, path: str, providers: ProviderRegistry) -> None:
@@ -130,19 +120,16 @@ class _Reader:
         self.providers = providers
         self.problems: list[str] = []
 
-    def bad(self, key: str, message: str) -> None:
-        self.problems.append(f"{self.path}: {key}: {message}")
-
     def mapping(self, value: Any, key: str, allowed: Sequence[str]) -> Mapping[str, Any]:
         if value is None:
             return {}
         if not isinstance(value, dict):
-            self.bad(key, f"expected a mapping, got {_kind(value)}")
+            self.bad(key, f"expected a mapping, got {kind(value)}")
             return {}
         for k in value:
             if k not in allowed:
                 hint = _closest(str(k), allowed)
-                self.bad(f"{key}.{k}" if key else str(k),
+                self.bad(f"{key}.{_name(k)}" if key else _name(k),
                          f"unknown key{f'; did you mean {hint!r}' if hint else ''} (allowed: {', '.join(allowed)})")
         return value
 
@@ -153,9 +140,10 @@ class _Reader:
         top = self.mapping(raw, "", ["accounts", "task_sets"])
         if not isinstance(raw, dict):
             return Config(self.path, {}, ())
-        accounts_raw = self.mapping(top.get("accounts"), "accounts", list(top.get("accounts") or {}))
-        if not accounts_raw:
-            self.bad("accounts", "expected at least one account")
+        given = top.get("accounts")
+        accounts_raw = self.mapping(given, "accounts", list(given) if isinstance(given, dict) else [])
+        if not accounts_raw and (given is None or isinstance(given, dict)):
+            self.bad("accounts", "expected a mapping of at least one account")
         accounts = {}
         for name, acc in accounts_raw.items():
             parsed = self.account(str(name), acc)
@@ -164,7 +152,7 @@ class _Reader:
         sets_raw = top.get("task_sets")
         task_sets: list[TaskSetConfig] = []
         if not isinstance(sets_raw, list) or not sets_raw:
-            self.bad("task_sets", f"expected a non-empty list of task sets, got {_kind(sets_raw)}")
+            self.bad("task_sets", f"expected a non-empty list of task sets, got {kind(sets_raw)}")
             sets_raw = []
         seen: set[str] = set()
         for i, ts in enumerate(sets_raw):
@@ -178,14 +166,15 @@ class _Reader:
         return Config(self.path, accounts, tuple(task_sets))
 
     def account(self, name: str, raw: Any) -> AccountConfig | None:
-        key = f"accounts.{name}"
+        key = f"accounts.{_name(name)}"
         if not isinstance(raw, dict):
-            self.bad(key, f"expected a mapping, got {_kind(raw)}")
+            self.bad(key, f"expected a mapping, got {kind(raw)}")
             return None
         provider_name = raw.get("provider")
         provider = self.providers.get(str(provider_name)) if provider_name is not None else None
         if provider is None:
-            self.bad(f"{key}.provider", f"expected one of {', '.join(sorted(self.providers))}, got {provider_name!r}")
+            known = ", ".join(sorted(self.providers))
+            self.bad(f"{key}.provider", f"expected one of {known}, got {brief(provider_name)}")
             return None
         fields = {f.name: f for f in provider.account_fields}
         common = ["provider", "endpoint", "timeout", "max_concurrency", "rate_limit", "proxy"]
@@ -193,12 +182,12 @@ class _Reader:
         options = {f.name: self.field(f"{key}.{f.name}", f, raw.get(f.name)) for f in fields.values()}
         endpoint = raw.get("endpoint", provider.default_endpoint)
         if not isinstance(endpoint, str) or not re.match(r"^https?://[^/\s]+", endpoint):
-            self.bad(f"{key}.endpoint", f"expected an http(s) URL, got {endpoint!r}")
+            self.bad(f"{key}.endpoint", f"expected an http(s) URL, got {brief(endpoint)}")
         return AccountConfig(
             name=name,
             provider=provider.name,
             endpoint=str(endpoint),
-            timeout=self.duration(f"{key}.timeout", raw.get("timeout", 30)),
+            timeout=self.duration(f"{key}.timeout", raw.get("timeout", 30), maximum=3600, positive=True),
             max_concurrency=self.integer(f"{key}.max_concurrency", raw.get("max_concurrency", 4), 1, 64),
             rate_limit=self.number(f"{key}.rate_limit", raw.get("rate_limit", provider.default_rate_limit), 0.1, 10000),
             options=options,
@@ -210,7 +199,7 @@ class _Reader:
         value = self.mapping(raw, key, ["url", "username", "password"]) if isinstance(raw, dict) else {"url": raw}
         url = value.get("url")
         if not isinstance(url, str) or not re.match(r"^https?://[^/\s]+", url):
-            shown = redact_userinfo(url) if isinstance(url, str) else _kind(url)
+            shown = redact_userinfo(url) if isinstance(url, str) else kind(url)
             self.bad(f"{key}.url" if isinstance(raw, dict) else key, f"expected an http(s) proxy URL, got {shown!r}")
             return None
         if "@" in URL(url).raw_authority:
@@ -239,62 +228,41 @@ class _Reader:
             return self.secret(key, value)
         if spec.kind == "str_list":
             if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-                self.bad(key, f"expected a list of strings ({spec.help}), got {_kind(value)}")
+                self.bad(key, f"expected a list of strings ({spec.help}), got {kind(value)}")
                 return ()
             return tuple(value)
         if spec.kind == "bool":
             if not isinstance(value, bool):
-                self.bad(key, f"expected true or false, got {value!r}")
+                self.bad(key, f"expected true or false, got {brief(value)}")
             return bool(value)
         if spec.kind == "int":
-            return self.integer(key, value, 0, 10**9)
+            return self.integer(key, value, int(spec.minimum), int(spec.maximum))
         if spec.kind == "float":
-            return self.number(key, value, 0, 1e12)
+            return self.number(key, value, spec.minimum, spec.maximum)
         if not isinstance(value, str):
-            self.bad(key, f"expected a string ({spec.help}), got {_kind(value)}")
+            self.bad(key, f"expected a string ({spec.help}), got {kind(value)}")
         elif spec.choices and value not in spec.choices:
-            self.bad(key, f"expected one of {', '.join(spec.choices)} ({spec.help}), got {value!r}")
+            self.bad(key, f"expected one of {', '.join(spec.choices)} ({spec.help}), got {brief(value)}")
         return str(value)
-
-    def secret(self, key: str, value: Any) -> Secret | None:
-        if not isinstance(value, dict) or len(value) != 1 or not ({"env", "file"} & set(value)):
-            self.bad(key, "expected {env: VARIABLE} or {file: PATH}; secrets are never written inline")
-            return None
-        if "env" in value:
-            var = str(value["env"])
-            if not os.environ.get(var):
-                self.bad(f"{key}.env", f"environment variable {var} is not set or empty")
-                return None
-            return Secret(os.environ[var].strip())
-        file = Path(str(value["file"]))
-        try:
-            text = file.read_text(encoding="utf-8").strip()
-        except OSError as err:
-            self.bad(f"{key}.file", f"cannot read {file}: {err.strerror}")
-            return None
-        if not text:
-            self.bad(f"{key}.file", f"{file} is empty")
-            return None
-        return Secret(text)
 
     def task_set(self, key: str, raw: Any, accounts: Mapping[str, AccountConfig],
                  accounts_raw: Mapping[str, Any]) -> TaskSetConfig | None:
         allowed = ["name", "account", "interval", "jitter", "tasks", "labels", "batch_size", "max_tries",
                    "max_retry_time", "poll_timeout", "forget_final_after", "tombstone_retention",
-                   "not_found_after", "per_task_series"]
+                   "not_found_after", "per_task_series", "max_tasks"]
         if not isinstance(raw, dict):
-            self.bad(key, f"expected a mapping, got {_kind(raw)}")
+            self.bad(key, f"expected a mapping, got {kind(raw)}")
             return None
         self.mapping(raw, key, allowed)
         name = raw.get("name")
         if not isinstance(name, str) or not re.match(r"^[A-Za-z0-9_.:-]{1,64}$", name):
-            self.bad(f"{key}.name", f"expected a name of letters, digits, '_', '.', ':' or '-', got {name!r}")
+            self.bad(f"{key}.name", f"expected a name of letters, digits, '_', '.', ':' or '-', got {brief(name)}")
             name = f"#{key}"
         account_name = raw.get("account")
         account = accounts.get(str(account_name))
         if account is None and str(account_name) not in accounts_raw:
             known = ", ".join(accounts_raw) or "none defined"
-            self.bad(f"{key}.account", f"expected one of the accounts ({known}), got {account_name!r}")
+            self.bad(f"{key}.account", f"expected one of the accounts ({known}), got {brief(account_name)}")
         interval = self.duration(f"{key}.interval", raw.get("interval", 60), minimum=1.0)
         tasks = self.tasks(f"{key}.tasks", raw.get("tasks"))
         if account is not None:
@@ -308,6 +276,7 @@ class _Reader:
                     self.bad(f"{key}.tasks.ids[{i}]", f"expected {syntax.description}, got {task_id[:100]!r}")
         labels = self.labels(f"{key}.labels", raw.get("labels"))
         batch = raw.get("batch_size")
+        batch_cap = self.providers[account.provider].batch_size if account else 100_000
         return TaskSetConfig(
             name=name,
             account=str(account_name),
@@ -316,7 +285,7 @@ class _Reader:
             jitter=self.number(f"{key}.jitter", raw.get("jitter", 0.1), 0.0, 0.5),
             tasks=tasks,
             labels=labels,
-            batch_size=None if batch is None else self.integer(f"{key}.batch_size", batch, 1, 100000),
+            batch_size=None if batch is None else self.integer(f"{key}.batch_size", batch, 1, batch_cap),
             max_tries=self.integer(f"{key}.max_tries", raw.get("max_tries", 4), 1, 20),
             max_retry_time=self.duration(f"{key}.max_retry_time", raw.get("max_retry_time", min(30.0, interval / 2))),
             poll_timeout=self.duration(f"{key}.poll_timeout", raw.get("poll_timeout", interval), minimum=1.0),
@@ -324,6 +293,7 @@ class _Reader:
             tombstone_retention=self.duration(f"{key}.tombstone_retention", raw.get("tombstone_retention", "14d")),
             not_found_after=self.integer(f"{key}.not_found_after", raw.get("not_found_after", 3), 1, 1000),
             per_task_series=self.integer(f"{key}.per_task_series", raw.get("per_task_series", 0), 0, 10000),
+            max_tasks=self.integer(f"{key}.max_tasks", raw.get("max_tasks", MAX_TASKS), 1, 10 * MAX_TASKS),
         )
 
     def tasks(self, key: str, raw: Any) -> TaskSource:
@@ -333,15 +303,15 @@ class _Reader:
         value = self.mapping(raw, key, ["ids", "files", "discover", "push_token"])
         ids = value.get("ids") or []
         if not isinstance(ids, list) or not all(isinstance(i, (str, int)) and str(i) for i in ids):
-            self.bad(f"{key}.ids", f"expected a list of task IDs, got {_kind(ids)}")
+            self.bad(f"{key}.ids", f"expected a list of task IDs, got {kind(ids)}")
             ids = []
         files = value.get("files") or []
         if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
-            self.bad(f"{key}.files", f"expected a list of file paths, got {_kind(files)}")
+            self.bad(f"{key}.files", f"expected a list of file paths, got {kind(files)}")
             files = []
         discover = value.get("discover", False)
         if not isinstance(discover, bool):
-            self.bad(f"{key}.discover", f"expected true or false, got {discover!r}")
+            self.bad(f"{key}.discover", f"expected true or false, got {brief(discover)}")
         push = self.secret(f"{key}.push_token", value["push_token"]) if "push_token" in value else None
         if not (ids or files or discover or "push_token" in value):
             self.bad(key, "expected at least one of ids, files, discover: true, push_token")
@@ -353,42 +323,18 @@ class _Reader:
         out: dict[str, str] = {}
         for k, v in value.items():
             if not LABEL_NAME.match(str(k)) or str(k).startswith("__") or k in RESERVED_LABELS:
-                self.bad(f"{key}.{k}", "expected a Prometheus label name that is not reserved")
+                self.bad(f"{key}.{_name(k)}", "expected a Prometheus label name that is not reserved")
             elif not isinstance(v, (str, int, float)) or isinstance(v, bool):
-                self.bad(f"{key}.{k}", f"expected a string value, got {_kind(v)}")
+                self.bad(f"{key}.{_name(k)}", f"expected a string value, got {kind(v)}")
             else:
                 out[str(k)] = str(v)
         return out
 
-    def duration(self, key: str, raw: Any, minimum: float = 0.0) -> float:
-        if isinstance(raw, (int, float)) and not isinstance(raw, bool):
-            seconds = float(raw)
-        else:
-            m = DURATION.match(str(raw)) if isinstance(raw, str) else None
-            if not m:
-                self.bad(key, f"expected a duration such as 30, '30s', '5m' or '1h', got {raw!r}")
-                return max(minimum, 1.0)
-            seconds = float(m.group(1)) * UNIT_SECONDS[m.group(2)]
-        if seconds < minimum:
-            self.bad(key, f"expected at least {minimum:g} seconds, got {raw!r}")
-            return minimum
-        return seconds
 
-    def integer(self, key: str, raw: Any, lo: int, hi: int) -> int:
-        if not isinstance(raw, int) or isinstance(raw, bool) or not lo <= raw <= hi:
-            self.bad(key, f"expected an integer from {lo} to {hi}, got {raw!r}")
-            return lo
-        return raw
-
-    def number(self, key: str, raw: Any, lo: float, hi: float) -> float:
-        if not isinstance(raw, (int, float)) or isinstance(raw, bool) or not lo <= raw <= hi:
-            self.bad(key, f"expected a number from {lo:g} to {hi:g}, got {raw!r}")
-            return lo
-        return float(raw)
-
-
-def _kind(value: Any) -> str:
-    return "nothing" if value is None else type(value).__name__
+def _name(key: Any) -> str:
+    """A key as shown in a message: a hostile file's key may be long or not a string."""
+    text = str(key)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _closest(word: str, choices: Sequence[str]) -> str | None:

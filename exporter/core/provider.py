@@ -34,6 +34,8 @@ class AccountField:
     required: bool = False
     default: object = None
     choices: tuple[str, ...] = ()  # for "str" fields: the allowed values; () for any
+    minimum: float = 0  # for "int" and "float" fields: the range accepted (a value outside is refused)
+    maximum: float = 1e9
 
 
 @dataclass(frozen=True, slots=True)

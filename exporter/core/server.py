@@ -8,9 +8,7 @@ calls a provider: it serves the exposition rendered from the last polls.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
-import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -20,6 +18,8 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from exporter import __version__
+from exporter.core import push
+from exporter.core.auth import basic_auth_middleware
 from exporter.core.config import Config
 from exporter.core.daemon import build_exposition, build_scheduler
 from exporter.core.errors import ConfigError
@@ -29,14 +29,21 @@ from exporter.core.scheduler import Scheduler
 from exporter.core.selfmetrics import ReloadStatus, live_registry
 from exporter.core.state import StateStore
 from exporter.core.status import landing_page, status_document
-from exporter.core.webconfig import WebConfig, basic_auth_middleware
+from exporter.core.webconfig import WebConfig
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_TIMEOUT_SECONDS = 5.0
-MAX_PUSH_BYTES = 8 * 1024 * 1024
-MAX_PUSH_IDS = 100_000
-TASK_ID = re.compile(r"^[\x21-\x7e]{1,256}$")  # printable ASCII, no spaces: IDs, tickets, URL-encoded URLs
+PUSH_ROUTE = "/api/v1/task_sets/{name}/tasks"
+# Routes basic auth does not guard: the push route has its own bearer token per set, and a
+# liveness probe learns nothing but "the process answers".
+UNGUARDED = (PUSH_ROUTE, "/-/healthy")
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 @dataclass
@@ -97,14 +104,14 @@ def make_app(runtime: Runtime, *, lifecycle_api: bool = False, web_config: WebCo
              telemetry_path: str = "/metrics") -> web.Application:
     """The exporter's web app; POST /-/reload only with `lifecycle_api` (like Prometheus)."""
     users = web_config.users if web_config else {}
-    app = web.Application(middlewares=[basic_auth_middleware(users)] if users else [],
-                          client_max_size=MAX_PUSH_BYTES)
+    app = web.Application(middlewares=[basic_auth_middleware(users, exempt=UNGUARDED)] if users else [],
+                          client_max_size=push.MAX_PUSH_BYTES)
     app[RUNTIME] = runtime
     app[TELEMETRY_PATH] = telemetry_path
     app.router.add_get("/", landing)
     app.router.add_get(telemetry_path, metrics)
     app.router.add_get("/api/v1/status", status)
-    app.router.add_post("/api/v1/task_sets/{name}/tasks", push_tasks)
+    app.router.add_post(PUSH_ROUTE, push_tasks)
     app.router.add_get("/-/healthy", healthy)
     app.router.add_get("/-/ready", ready)
     if lifecycle_api:
@@ -143,24 +150,16 @@ async def push_tasks(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     ts = next((t for t in runtime.config.task_sets if t.name == name), None)
     if ts is None or ts.tasks.push_token is None or name not in runtime.store.sets:
-        return web.json_response({"error": f"no task set {name!r} accepts pushed IDs"}, status=404)
-    expected = f"Bearer {ts.tasks.push_token.reveal()}".encode()
-    if not hmac.compare_digest(request.headers.get("Authorization", "").encode(), expected):
-        return web.json_response({"error": "missing or wrong bearer token"}, status=401)
+        return web.json_response({"error": "no task set of that name accepts pushed IDs"}, status=404)
+    if not push.authorised(request, ts.tasks.push_token.reveal()):
+        return web.json_response({"error": "missing or wrong bearer token"}, status=401,
+                                 headers={"WWW-Authenticate": 'Bearer realm="upload-status-exporter"'})
     try:
-        if request.content_type == "application/json":
-            ids = [str(i) for i in (await request.json())["ids"]]
-        else:
-            ids = [line.strip() for line in (await request.text()).splitlines() if line.strip()]
-    except (ValueError, KeyError, TypeError):
-        return web.json_response({"error": 'expected JSON {"ids": [...]} or one ID a line'}, status=400)
-    bad = next((i for i in ids if not TASK_ID.match(i)), None)
-    if bad is not None or len(ids) > MAX_PUSH_IDS:
-        reason = f"at most {MAX_PUSH_IDS} IDs a request" if bad is None else "IDs are 1-256 printable characters"
-        return web.json_response({"error": reason}, status=400)
-    await runtime.store.restore(name)  # tombstones first: a forgotten ID pushed again stays forgotten
-    added = runtime.store.track(name, ids, time.time(), "a push")
-    await runtime.store.flush(name)  # saved before it is acknowledged
+        ids = await push.read_ids(request)
+        added = await push.track(runtime.store, name, ids, ts.max_tasks)
+    except push.Refused as refused:
+        runtime.store.push_refused(name, refused.counted)
+        return web.json_response({"error": refused.reason}, status=refused.status)
     return web.json_response({"task_set": name, "added": added, "tracked": len(runtime.store.sets[name].tasks)})
 
 
@@ -189,7 +188,7 @@ async def reload(request: web.Request) -> web.Response:
 async def landing(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     page = landing_page(runtime.config, runtime.store, runtime.reload_status, request.app[TELEMETRY_PATH], time.time())
-    return web.Response(text=page, content_type="text/html")
+    return web.Response(text=page, content_type="text/html", headers=PAGE_HEADERS)
 
 
 async def status(request: web.Request) -> web.Response:

@@ -115,6 +115,13 @@ class StateStore:
             self.changed()
         return added
 
+    def push_refused(self, name: str, reason: str) -> None:
+        """Count a push to set `name` refused for `reason` (a bounded label value)."""
+        st = self.sets.get(name)
+        if st is not None:
+            st.push_refused[reason] += 1
+            self.changed()
+
     # -- chunked work, as coroutines for the daemon and plain calls for tests and tools ------
     async def due_async(self, name: str, now: float) -> list[str]:
         found: list[str] = []

@@ -50,6 +50,7 @@ class SetState:
         self.durations = {s: Histogram(DURATION_BUCKETS) for s in (TaskState.DONE, TaskState.ERROR)}
         self.requests: defaultdict[str, int] = defaultdict(int)
         self.api_errors: defaultdict[str, int] = defaultdict(int)
+        self.push_refused: defaultdict[str, int] = defaultdict(int)  # reason -> pushes refused
         self.poll_durations = Histogram(POLL_BUCKETS)
         self.polled = False
         self.restored = False  # saved state was loaded: the set has something to show before its first poll

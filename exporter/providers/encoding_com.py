@@ -79,7 +79,7 @@ class EncodingCom:
         AccountField("userid", "str", "the encoding.com user ID", required=True),
         AccountField("userkey", "secret", "the encoding.com user key", required=True),
         AccountField("max_media_per_request", "int", f"media IDs per GetStatus call (1 to {MEDIA_CAP})",
-                     default=MEDIA_PER_REQUEST),
+                     default=MEDIA_PER_REQUEST, minimum=1, maximum=MEDIA_CAP),
     )
     vocabulary: ClassVar[Vocabulary] = Vocabulary(
         statuses=frozenset(STATES) | PENDING_STATUSES,
