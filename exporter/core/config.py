@@ -16,7 +16,7 @@ from typing import Any
 from yarl import URL
 
 from exporter.core import yamlfile
-from exporter.core.configcheck import Checks, brief, kind
+from exporter.core.configcheck import Checks, brief, keyname, kind
 from exporter.core.errors import ConfigError
 from exporter.core.provider import AccountField, ProviderRegistry
 from exporter.core.secrets import Secret, redact_userinfo
@@ -129,14 +129,14 @@ class _Reader(Checks):
         for k in value:
             if k not in allowed:
                 hint = _closest(str(k), allowed)
-                self.bad(f"{key}.{_name(k)}" if key else _name(k),
+                self.bad(f"{key}.{keyname(k)}" if key else keyname(k),
                          f"unknown key{f'; did you mean {hint!r}' if hint else ''} (allowed: {', '.join(allowed)})")
         return value
 
     def config(self, raw: Any) -> Config:
         if raw is None:
             self.bad("(top level)", "the file is empty; expected keys accounts and task_sets")
-            raw = {}
+            return Config(self.path, {}, ())
         top = self.mapping(raw, "", ["accounts", "task_sets"])
         if not isinstance(raw, dict):
             return Config(self.path, {}, ())
@@ -166,7 +166,7 @@ class _Reader(Checks):
         return Config(self.path, accounts, tuple(task_sets))
 
     def account(self, name: str, raw: Any) -> AccountConfig | None:
-        key = f"accounts.{_name(name)}"
+        key = f"accounts.{keyname(name)}"
         if not isinstance(raw, dict):
             self.bad(key, f"expected a mapping, got {kind(raw)}")
             return None
@@ -260,7 +260,7 @@ class _Reader(Checks):
             name = f"#{key}"
         account_name = raw.get("account")
         account = accounts.get(str(account_name))
-        if account is None and str(account_name) not in accounts_raw:
+        if account is None and accounts_raw and str(account_name) not in accounts_raw:  # none: reported once
             known = ", ".join(accounts_raw) or "none defined"
             self.bad(f"{key}.account", f"expected one of the accounts ({known}), got {brief(account_name)}")
         interval = self.duration(f"{key}.interval", raw.get("interval", 60), minimum=1.0)
@@ -301,6 +301,7 @@ class _Reader(Checks):
             self.bad(key, "expected a mapping with ids, files, discover: true and/or push_token")
             return TaskSource()
         value = self.mapping(raw, key, ["ids", "files", "discover", "push_token"])
+        reported = len(self.problems)
         ids = value.get("ids") or []
         if not isinstance(ids, list) or not all(isinstance(i, (str, int)) and str(i) for i in ids):
             self.bad(f"{key}.ids", f"expected a list of task IDs, got {kind(ids)}")
@@ -313,7 +314,7 @@ class _Reader(Checks):
         if not isinstance(discover, bool):
             self.bad(f"{key}.discover", f"expected true or false, got {brief(discover)}")
         push = self.secret(f"{key}.push_token", value["push_token"]) if "push_token" in value else None
-        if not (ids or files or discover or "push_token" in value):
+        if not (ids or files or discover or "push_token" in value) and len(self.problems) == reported:
             self.bad(key, "expected at least one of ids, files, discover: true, push_token")
         base = Path(self.path).parent
         return TaskSource(tuple(str(i) for i in ids), tuple(base / f for f in files), bool(discover), push)
@@ -323,18 +324,12 @@ class _Reader(Checks):
         out: dict[str, str] = {}
         for k, v in value.items():
             if not LABEL_NAME.match(str(k)) or str(k).startswith("__") or k in RESERVED_LABELS:
-                self.bad(f"{key}.{_name(k)}", "expected a Prometheus label name that is not reserved")
+                self.bad(f"{key}.{keyname(k)}", "expected a Prometheus label name that is not reserved")
             elif not isinstance(v, (str, int, float)) or isinstance(v, bool):
-                self.bad(f"{key}.{_name(k)}", f"expected a string value, got {kind(v)}")
+                self.bad(f"{key}.{keyname(k)}", f"expected a string value, got {kind(v)}")
             else:
                 out[str(k)] = str(v)
         return out
-
-
-def _name(key: Any) -> str:
-    """A key as shown in a message: a hostile file's key may be long or not a string."""
-    text = str(key)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _closest(word: str, choices: Sequence[str]) -> str | None:

@@ -106,3 +106,12 @@ def brief(value: Any) -> str:
         return f"a {kind(value)}" if value else f"an empty {kind(value)}"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def keyname(key: Any) -> str:
+    """A key as shown in a key path: plain if it is a plain word, else quoted; one line, short."""
+    text = str(key)
+    if not re.fullmatch(r"[\w.:-]{1,60}", text):
+        text = repr(text)
+        text = text if len(text) <= 60 else text[:57] + "..."
+    return text

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from exporter.core import yamlfile
-from exporter.core.configcheck import brief, kind
+from exporter.core.configcheck import brief, keyname, kind
 from exporter.core.errors import ConfigError
 from exporter.core.tlsverify import accept_any_certificate
 
@@ -82,7 +82,7 @@ def load(path: str) -> WebConfig:
 
 def _known_keys(raw: Mapping[Any, Any], where: str, allowed: tuple[str, ...], bad: Callable[[str, str], None]) -> None:
     for key in raw:
-        name = str(key)[:60]
+        name = keyname(key)
         if key in allowed:
             continue
         if key in UNSUPPORTED:
@@ -101,7 +101,7 @@ def _users(raw: Any, bad: Callable[[str, str], None]) -> dict[str, bytes]:
         return {}
     users: dict[str, bytes] = {}
     for user, hashed in raw.items():
-        key = f"basic_auth_users.{str(user)[:60]}"
+        key = f"basic_auth_users.{keyname(user)}"
         if not isinstance(user, str) or not user or ":" in user:
             bad(key, "expected a user name: a non-empty string without ':'")
         elif not isinstance(hashed, str) or not BCRYPT_HASH.match(hashed):
