@@ -54,6 +54,8 @@ async def read_ids(request: web.Request) -> list[str]:
     except UnicodeDecodeError:
         raise Refused(400, "the body is not UTF-8", "malformed") from None
     ids = _from_json(text) if request.content_type == "application/json" else _from_lines(text)
+    if not ids:
+        raise Refused(400, f"no IDs in the body; {EXAMPLE}", "malformed")
     if len(ids) > MAX_PUSH_IDS:
         raise Refused(413, f"at most {MAX_PUSH_IDS:,} IDs a request", "too_large")
     if not all(TASK_ID.match(i) for i in ids):
