@@ -13,8 +13,11 @@ COPY config.example.yaml /etc/upload-status-exporter/config.example.yaml
 RUN mkdir -p /var/lib/upload-status-exporter && chown 10001:10001 /var/lib/upload-status-exporter
 VOLUME /var/lib/upload-status-exporter
 USER 10001:10001
+# The listen address and web config (TLS, basic auth) come from the environment, so the
+# health check probes what the server serves: `docker run -e UPLOAD_EXPORTER_LISTEN_ADDRESS=:9100`
+# or `-e UPLOAD_EXPORTER_WEB_CONFIG_FILE=/etc/upload-status-exporter/web.yml` changes both.
+ENV UPLOAD_EXPORTER_LISTEN_ADDRESS=:9877
 EXPOSE 9877
-HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:9877/-/healthy', timeout=2).status != 200)"
+HEALTHCHECK --interval=30s --timeout=10s CMD ["upload-status-exporter", "--healthcheck"]
 ENTRYPOINT ["upload-status-exporter"]
-CMD ["--config.file=/etc/upload-status-exporter/config.yaml", "--web.listen-address=:9877", \
-     "--state.file=/var/lib/upload-status-exporter/state.db"]
+CMD ["--config.file=/etc/upload-status-exporter/config.yaml", "--state.file=/var/lib/upload-status-exporter/state.db"]

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import os
 import re
 import signal
 import sqlite3
@@ -36,6 +37,8 @@ log = logging.getLogger("exporter")
 
 DEFAULT_LISTEN = ":9877"
 RESERVED_PATHS = ("/", "/-/healthy", "/-/ready", "/-/reload", "/api/v1/status")
+ENV_LISTEN = "UPLOAD_EXPORTER_LISTEN_ADDRESS"
+ENV_WEB_CONFIG = "UPLOAD_EXPORTER_WEB_CONFIG_FILE"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -43,12 +46,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                                 description="Prometheus exporter for upload-task status APIs.")
     p.add_argument("--config.file", dest="config_file", default="config.yaml",
                    help="YAML config (default: %(default)s)")
+    # Defaults may come from the environment, so that a container's HEALTHCHECK and its
+    # command line read the same values.
     p.add_argument("--web.listen-address", dest="listen", action="append", default=[],
-                   help=f"address to serve on, [host]:port; repeat it to listen on several (default: {DEFAULT_LISTEN})")
+                   help="address to serve on, [host]:port; repeat it to listen on several "
+                        f"(default: ${ENV_LISTEN}, space-separated, or {DEFAULT_LISTEN})")
     p.add_argument("--web.telemetry-path", dest="telemetry_path", default="/metrics",
                    help="path under which to expose metrics (default: %(default)s)")
-    p.add_argument("--web.config.file", dest="web_config", default="",
-                   help="TLS and basic auth, in the exporter-toolkit format")
+    p.add_argument("--web.config.file", dest="web_config", default=os.environ.get(ENV_WEB_CONFIG, ""),
+                   help=f"TLS and basic auth, in the exporter-toolkit format (default: ${ENV_WEB_CONFIG})")
     p.add_argument("--web.max-connections", dest="max_connections", type=int, default=0,
                    help="connections served at once; beyond, the oldest is closed "
                         f"(default: the descriptor limit less {listener.DESCRIPTOR_RESERVE})")
@@ -69,7 +75,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--demo", action="store_true", help="run against simulated providers on loopback; no config needed")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     args = p.parse_args(argv)
-    args.listen = args.listen or [DEFAULT_LISTEN]
+    args.listen = args.listen or os.environ.get(ENV_LISTEN, "").split() or [DEFAULT_LISTEN]
     return args
 
 
