@@ -1,6 +1,7 @@
 """The benchmark: prints the figures, each beside the baseline measured in the same run.
 
     python -m benchmarks.run             every section (about three minutes on 2 cores)
+    python -m benchmarks.run --auth      only the basic-auth flood section (about a minute)
     python -m benchmarks.run --profile   also profile the Yandex Direct ingest (pyinstrument)
 
 Exits 1 when a target is missed. Every server is on 127.0.0.1 and stops with the run.
@@ -15,7 +16,7 @@ import platform
 import sys
 import time
 
-from benchmarks import calls, common, ingest, ratecap, scale, tombstones
+from benchmarks import auth, calls, common, ingest, ratecap, scale, tombstones
 from exporter.core.memory import tune_collector
 
 CALL_TASKS, CALL_CYCLES = 1_000, 4
@@ -30,6 +31,7 @@ SCRAPE_P99_TARGET = 0.005
 SCRAPE_RATIO_TARGET = 20.0
 INGEST_TARGET = 100_000.0
 RSS_TARGET_MB = 100.0
+AUTH_FLOOD_RATIO = 3.0  # authorised /metrics p99 under a wrong-password flood, over its p99 without
 POLL_NOISE = 1.2  # allowance on poll CPU growth for run-to-run noise in CPU time (tens of percent on shared machines)
 
 
@@ -119,8 +121,31 @@ async def run(profile: bool) -> list[tuple[str, bool, str]]:
     checks.append((f"a tombstone <= {TOMBSTONE_TARGET_BYTES} bytes beyond its ID",
                    worst_tomb <= TOMBSTONE_TARGET_BYTES, f"{worst_tomb:.1f} bytes"))
 
+    await auth_section(checks)
+
     if profile:
         await profile_ingest()
+    return checks
+
+
+async def auth_section(checks: list[tuple[str, bool, str]]) -> None:
+    a = await auth.measure()
+    table(f"Basic auth: an authorised client's /metrics in ms, alone and while {auth.FLOODERS} clients send wrong "
+          f"passwords (bcrypt cost {auth.COST}, {auth.SCRAPES} scrapes each)",
+          ["", "p50 alone", "p99 alone", "p50 flood", "p99 flood", "p99 flood/alone", "401s a second",
+           "401 known user", "401 unknown user"],
+          [["exporter", ms(a.quiet_p50), ms(a.quiet_p99), ms(a.flood_p50), ms(a.flood_p99),
+            f"{a.flood_p99 / a.quiet_p99:.1f}x", f"{a.wrong_per_second:.1f}", ms(a.known_401), ms(a.unknown_401)],
+           ["baseline (bcrypt on the loop)", "", ms(a.baseline_quiet_p99), "", ms(a.baseline_flood_p99),
+            f"{a.baseline_flood_p99 / a.baseline_quiet_p99:.0f}x", f"({a.baseline_scrapes} scrapes)", "", ""]])
+    checks.append((f"/metrics p99 under a {auth.FLOODERS}-client wrong-password flood <= 3x its p99 alone",
+                   a.flood_p99 <= AUTH_FLOOD_RATIO * a.quiet_p99,
+                   f"{ms(a.flood_p99)} ms vs {ms(a.quiet_p99)} ms ({a.flood_p99 / a.quiet_p99:.1f}x)"))
+
+
+async def run_auth() -> list[tuple[str, bool, str]]:
+    checks: list[tuple[str, bool, str]] = []
+    await auth_section(checks)
     return checks
 
 
@@ -138,11 +163,12 @@ async def profile_ingest() -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", action="store_true", help="profile the Yandex Direct ingest with pyinstrument")
+    parser.add_argument("--auth", action="store_true", help="run only the basic-auth flood section")
     args = parser.parse_args()
     started = time.monotonic()
     print(f"upload-status-exporter benchmark: Python {platform.python_version()}, {os.cpu_count()} cores, "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
-    checks = asyncio.run(run(args.profile))
+    checks = asyncio.run(run_auth() if args.auth else run(args.profile))
     print("\nTargets")
     for what, ok, figure in checks:
         print(f"  {'met   ' if ok else 'MISSED'}  {what}: {figure}")

@@ -2,6 +2,7 @@
 
     python -m benchmarks.serve simulator --tasks N --ids-file F   prints the simulator's URL
     python -m benchmarks.serve baseline --endpoint URL --port P   prints "ready" once serving
+    python -m benchmarks.serve auth-baseline --port P --hash H    basic auth checked on the event loop
 
 Both serve on 127.0.0.1 until terminated.
 """
@@ -10,15 +11,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
+import bcrypt
+from aiohttp import web
 from prometheus_client import CollectorRegistry, start_http_server
 
 from benchmarks import common
 from benchmarks.baseline import HandWrittenExporter
 from exporter.simulator.yandex_direct import YandexDirectSimulator
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 async def simulator(tasks: int, ids_file: Path) -> None:
@@ -41,6 +48,28 @@ async def baseline(endpoint: str) -> CollectorRegistry:
     return exporter.registry
 
 
+def auth_baseline(port: int, hashed: bytes) -> None:
+    """The exporter's former basic auth: bcrypt on the event loop, successes cached; a fixed body."""
+    verified: set[tuple[str, bytes]] = set()
+    body = b"# a small exposition\nupload_build_info 1\n" * 100
+
+    @web.middleware
+    async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+        user, _, password = base64.b64decode(request.headers.get("Authorization", "Basic Og==")[6:]).partition(b":")
+        if user == b"prometheus" and ((user.decode(), password) in verified or bcrypt.checkpw(password, hashed)):
+            verified.add((user.decode(), password))
+            return await handler(request)
+        return web.Response(status=401)
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(body=body)
+
+    app = web.Application(middlewares=[auth])
+    app.router.add_get("/metrics", metrics)
+    print("ready", flush=True)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="role", required=True)
@@ -50,8 +79,13 @@ def main() -> None:
     base = sub.add_parser("baseline")
     base.add_argument("--endpoint", required=True)
     base.add_argument("--port", type=int, required=True)
+    auth = sub.add_parser("auth-baseline")
+    auth.add_argument("--port", type=int, required=True)
+    auth.add_argument("--hash", required=True)
     args = parser.parse_args()
-    if args.role == "simulator":
+    if args.role == "auth-baseline":
+        auth_baseline(args.port, args.hash.encode())
+    elif args.role == "simulator":
         asyncio.run(simulator(args.tasks, args.ids_file))
     else:
         start_http_server(args.port, addr="127.0.0.1", registry=asyncio.run(baseline(args.endpoint)))

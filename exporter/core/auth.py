@@ -2,9 +2,10 @@
 
 A bcrypt check costs tens to hundreds of milliseconds by design. Run on the loop, a few
 clients sending wrong passwords stall every scrape and liveness probe; run without a
-bound, they queue unbounded work. So checks run in worker threads, at most CHECKERS at a
-time, and the few that wait beyond that are told 401 at once (a client that guesses
-faster than bcrypt runs gets nothing from it). A successful check is cached, keyed on the
+bound, they queue unbounded work. So checks run in CHECKERS worker threads of the lowest
+CPU priority (SCHED_IDLE where Linux allows it, else nice 19: the event loop wins every
+core it wants), and beyond MAX_WAITING queued checks a request is told 401 at once (a
+client that guesses faster than bcrypt runs gets nothing from it). A successful check is cached, keyed on the
 user and a hash of the password (as the exporter-toolkit does), so Prometheus scraping
 every few seconds pays bcrypt once. An unknown user is checked against a dummy hash of the
 same cost, so a 401 takes as long whether or not the user exists. A password bcrypt
@@ -16,10 +17,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import logging
+import os
+import threading
 from collections.abc import Awaitable, Callable, Collection, Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 import bcrypt
 from aiohttp import web
@@ -34,6 +39,15 @@ MAX_PASSWORD_BYTES = 72  # bcrypt's own limit
 REALM = 'Basic realm="upload-status-exporter"'
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _lowest_priority() -> None:
+    """Run this worker thread only on CPU time nothing else wants (Linux: per thread)."""
+    tid = threading.get_native_id()
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or a seccomp filter says no
+        os.setpriority(os.PRIO_PROCESS, tid, 19)
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
 
 
 def _cost(hashed: bytes) -> int:
@@ -52,7 +66,7 @@ class BasicAuth:
         # Same cost as the real hashes, so an unknown user costs what a known one does.
         self.dummy = bcrypt.hashpw(b"unknown user", bcrypt.gensalt(rounds=min(max(cost, 4), 31)))
         self.cache: dict[bytes, None] = {}  # keys of checks that passed, oldest first
-        self.semaphore = asyncio.Semaphore(CHECKERS)
+        self.executor = ThreadPoolExecutor(CHECKERS, "bcrypt", initializer=_lowest_priority)
         self.waiting = 0
 
     def _key(self, user: str, password: bytes) -> bytes:
@@ -71,8 +85,7 @@ class BasicAuth:
             return False  # a flood: refuse without queueing more bcrypt work
         self.waiting += 1
         try:
-            async with self.semaphore:
-                ok = await asyncio.to_thread(self._checkpw, user, password)
+            ok = await asyncio.get_running_loop().run_in_executor(self.executor, self._checkpw, user, password)
         finally:
             self.waiting -= 1
         if ok:
