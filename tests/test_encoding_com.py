@@ -110,7 +110,7 @@ async def test_batch_statuses_progress_eta_and_durations(sim, harness, clock):
         ({}, {}, 25, [25, 25, 10]),  # the account's default cap
         ({"max_media_per_request": 40}, {}, 40, [40, 20]),
         ({"max_media_per_request": 40}, {"batch_size": 15}, 15, [15, 15, 15, 15]),  # the set's cap is lower
-        ({"max_media_per_request": 5000}, {}, 100, [60]),  # clamped to the class cap of 100
+        ({"max_media_per_request": 100}, {}, 100, [60]),  # the class cap (above it the config is refused)
     ],
 )
 async def test_one_request_per_batch_within_every_cap(sim, harness, clock, account, task_set, batch, sizes):

@@ -97,15 +97,17 @@ async def test_good_bodies_and_the_max_tasks_cap(env, tmp_path) -> None:
     rt = runtime(tmp_path, max_tasks=5)
     async with TestServer(make_app(rt), host="127.0.0.1") as server, aiohttp.ClientSession() as client:
         url = str(server.make_url("/api/v1/task_sets/banners/tasks"))
-        async with client.post(url, json={"ids": ["a1", 2]}, headers=AUTH) as r:
+        async with client.post(url, json={"ids": ["11", 2]}, headers=AUTH) as r:
             assert r.status == 200 and (await r.json())["added"] == 2
-        async with client.post(url, data=gzip.compress(b"a1\nb3\n"), headers={
+        async with client.post(url, data=gzip.compress(b"11\n13\n"), headers={
                 **AUTH, "Content-Type": "text/plain", "Content-Encoding": "gzip"}) as r:
             assert r.status == 200 and (await r.json()) == {"task_set": "banners", "added": 1, "tracked": 3}
-        async with client.post(url, json={"ids": ["c1", "c2", "c3"]}, headers=AUTH) as r:
+        async with client.post(url, json={"ids": ["21", "22", "23"]}, headers=AUTH) as r:
             assert r.status == 413 and "max_tasks" in (await r.json())["error"]
-        assert sorted(rt.store.sets["banners"].tasks) == ["2", "a1", "b3"]
-        async with client.post(url, json={"ids": ["a1", "c1", "c2"]}, headers=AUTH) as r:
+        async with client.post(url, json={"ids": ["24", "not-a-yandex-id"]}, headers=AUTH) as r:
+            assert r.status == 400 and "positive integer" in (await r.json())["error"]
+        assert sorted(rt.store.sets["banners"].tasks) == ["11", "13", "2"]
+        async with client.post(url, json={"ids": ["11", "21", "22"]}, headers=AUTH) as r:
             assert r.status == 200  # exactly at the cap
         async with client.get(str(server.make_url("/metrics"))) as r:
             text = await r.text()

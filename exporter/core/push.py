@@ -103,6 +103,10 @@ async def track(store: StateStore, name: str, ids: list[str], max_tasks: int) ->
     """Track `ids` in set `name` unless that would pass `max_tasks`; returns how many were new."""
     await store.restore(name)  # tombstones first: a forgotten ID pushed again stays forgotten
     st = store.sets[name]
+    bad = next((i for i in ids if i not in st.tasks and st.refused(i) == "syntax"), None)
+    if bad is not None:
+        what = st.id_syntax.description if st.id_syntax else "a task ID"
+        raise Refused(400, f"expected each ID to be {what}, got {bad[:100]!r}", "malformed")
     new = len(set(ids).difference(st.tasks))
     if len(st.tasks) + new > max_tasks:
         raise Refused(413, f"task set {name!r} would track more than its max_tasks ({max_tasks:,}); "
