@@ -178,6 +178,8 @@ WEB: list[tuple[str, str | bytes, str]] = [
     ("hash-bogus", "basic_auth_users: {prometheus: $2y$10$bogus}\n", "basic_auth_users.prometheus: expected a bcrypt"),
     ("hash-plain", "basic_auth_users: {prometheus: hunter2}\n", "basic_auth_users.prometheus: expected a bcrypt"),
     ("hash-cost-99", "basic_auth_users: {prometheus: '$2b$99$" + "a" * 53 + "'}\n", "basic_auth_users.prometheus"),
+    ("hash-cost-20", "basic_auth_users: {prometheus: '$2b$20$" + "a" * 53 + "'}\n",
+     "basic_auth_users.prometheus: expected a bcrypt cost of at most 16"),
     ("user-colon", f"basic_auth_users: {{'a:b': '{WEB_GOOD_HASH}'}}\n", "basic_auth_users.a:b: expected a user"),
     ("user-dup", f"basic_auth_users:\n  a: '{WEB_GOOD_HASH}'\n  a: '{WEB_GOOD_HASH}'\n", "duplicate key 'a'"),
     ("non-utf8", b"basic_auth_users:\n  \xff: x\n", "not UTF-8"),

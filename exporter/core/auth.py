@@ -62,9 +62,10 @@ class BasicAuth:
 
     def __init__(self, users: Mapping[str, bytes]) -> None:
         self.users = dict(users)
-        cost = max((_cost(h) for h in self.users.values()), default=10)
-        # Same cost as the real hashes, so an unknown user costs what a known one does.
-        self.dummy = bcrypt.hashpw(b"unknown user", bcrypt.gensalt(rounds=min(max(cost, 4), 31)))
+        cost = min(max(max((_cost(h) for h in self.users.values()), default=10), 4), 31)
+        # Same cost as the real hashes, so an unknown user costs what a known one does. It
+        # matches no password and needs no hashing to make: bcrypt runs its rounds all the same.
+        self.dummy = bcrypt.gensalt(rounds=cost) + b"." * 31
         self.cache: dict[bytes, None] = {}  # keys of checks that passed, oldest first
         self.executor = ThreadPoolExecutor(CHECKERS, "bcrypt", initializer=_lowest_priority)
         self.waiting = 0

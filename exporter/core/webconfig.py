@@ -45,6 +45,7 @@ CLIENT_AUTH = {
 TLS_VERSIONS = {"TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
 # A bcrypt hash: $2a$/$2b$/$2y$, a cost of 04 to 31, 22 salt and 31 hash characters.
 BCRYPT_HASH = re.compile(r"^\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$")
+MAX_COST = 16  # each step doubles a check: 16 is seconds a check, 31 would be days
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,9 @@ def _users(raw: Any, bad: Callable[[str, str], None]) -> dict[str, bytes]:
         elif not isinstance(hashed, str) or not BCRYPT_HASH.match(hashed):
             # Never echo the value: it may be a clear password written by mistake.
             bad(key, "expected a bcrypt hash ($2y$<cost>$ and 53 characters), never a clear password")
+        elif int(hashed[4:6]) > MAX_COST:
+            bad(key, f"expected a bcrypt cost of at most {MAX_COST}, got {int(hashed[4:6])} (each check would take "
+                     "minutes or more)")
         else:
             users[user] = hashed.encode()
     return users
