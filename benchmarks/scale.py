@@ -36,6 +36,7 @@ SUSTAINED_STATUSES = 300_000  # the polls after the first are timed until they a
 SUSTAINED_REPEATS = 3
 SUSTAINED_MAX_POLLS = 2_000  # in one repeat
 PUSH_TOKEN = "bench-push-token"
+PUSHED_ID_BASE = 900_000_000  # pushed IDs: Yandex Direct syntax (positive integers), unknown to the simulator
 READY_SECONDS = 180.0
 
 
@@ -75,7 +76,7 @@ async def scrapes(session: aiohttp.ClientSession, url: str, count: int, seconds:
     deadline = time.monotonic() + seconds
     for i in range(count):
         if before is not None:
-            async with session.post(before, json={"ids": [f"pushed-{i}"]},
+            async with session.post(before, json={"ids": [str(PUSHED_ID_BASE + i)]},
                                     headers={"Authorization": f"Bearer {PUSH_TOKEN}"}) as resp:
                 assert resp.status == 200, await resp.text()
         took, size = await scrape(session, url)
