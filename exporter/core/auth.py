@@ -2,14 +2,16 @@
 
 A bcrypt check costs tens to hundreds of milliseconds by design. Run on the loop, a few
 clients sending wrong passwords stall every scrape and liveness probe; run without a
-bound, they queue unbounded work. So checks run in CHECKERS worker threads of the lowest
-CPU priority (SCHED_IDLE where Linux allows it, else nice 19: the event loop wins every
-core it wants), and beyond MAX_WAITING queued checks a request is told 401 at once (a
-client that guesses faster than bcrypt runs gets nothing from it). A successful check is cached, keyed on the
-user and a hash of the password (as the exporter-toolkit does), so Prometheus scraping
-every few seconds pays bcrypt once. An unknown user is checked against a dummy hash of the
-same cost, so a 401 takes as long whether or not the user exists. A password bcrypt
-cannot take (over 72 bytes) or a hash it cannot parse gives 401, never 500.
+bound, they queue unbounded work. So checks run in CHECKERS worker processes at nice 19:
+processes rather than threads, because a low-priority thread that is descheduled while it
+holds the GIL (to hand back its result) would stall the event loop with it; at the lowest
+priority, so the event loop wins every core it wants. Beyond MAX_WAITING queued checks a
+request is told 401 at once (a client that guesses faster than bcrypt runs gets nothing).
+A successful check is cached, keyed on the user and a hash of the password (as the
+exporter-toolkit does), so Prometheus scraping every few seconds pays bcrypt once. An
+unknown user is checked against a dummy hash of the same cost, so a 401 takes as long
+whether or not the user exists. A password bcrypt cannot take (over 72 bytes) or a hash it
+cannot parse gives 401, never 500.
 """
 
 from __future__ import annotations
@@ -17,18 +19,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import hashlib
 import hmac
 import logging
-import os
-import threading
+import multiprocessing
 from collections.abc import Awaitable, Callable, Collection, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 import bcrypt
 from aiohttp import web
 from aiohttp.typedefs import Middleware
+
+from exporter.core import bcryptworker
 
 log = logging.getLogger(__name__)
 
@@ -39,15 +42,6 @@ MAX_PASSWORD_BYTES = 72  # bcrypt's own limit
 REALM = 'Basic realm="upload-status-exporter"'
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _lowest_priority() -> None:
-    """Run this worker thread only on CPU time nothing else wants (Linux: per thread)."""
-    tid = threading.get_native_id()
-    with contextlib.suppress(AttributeError, OSError):  # not Linux, or a seccomp filter says no
-        os.setpriority(os.PRIO_PROCESS, tid, 19)
-    with contextlib.suppress(AttributeError, OSError):
-        os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
 
 
 def _cost(hashed: bytes) -> int:
@@ -67,7 +61,7 @@ class BasicAuth:
         # matches no password and needs no hashing to make: bcrypt runs its rounds all the same.
         self.dummy = bcrypt.gensalt(rounds=cost) + b"." * 31
         self.cache: dict[bytes, None] = {}  # keys of checks that passed, oldest first
-        self.executor = ThreadPoolExecutor(CHECKERS, "bcrypt", initializer=_lowest_priority)
+        self.executor: ProcessPoolExecutor | None = None  # started at the first check
         self.waiting = 0
 
     def _key(self, user: str, password: bytes) -> bytes:
@@ -85,24 +79,36 @@ class BasicAuth:
         if self.waiting >= CHECKERS + MAX_WAITING:
             return False  # a flood: refuse without queueing more bcrypt work
         self.waiting += 1
+        hashed = self.users.get(user)
         try:
-            ok = await asyncio.get_running_loop().run_in_executor(self.executor, self._checkpw, user, password)
+            matches = await asyncio.get_running_loop().run_in_executor(
+                self._pool(), bcryptworker.check, password[:MAX_PASSWORD_BYTES],
+                self.dummy if hashed is None else hashed)
+        except BrokenProcessPool:  # a worker died (killed, out of memory): start afresh next time
+            log.warning("a bcrypt worker process died; starting new ones")
+            self.close()
+            matches = False
         finally:
             self.waiting -= 1
+        # A longer password is refused, after the same work as any other check.
+        ok = matches and hashed is not None and len(password) <= MAX_PASSWORD_BYTES
         if ok:
             self.cache[key] = None
             if len(self.cache) > CACHE_SIZE:
                 del self.cache[next(iter(self.cache))]
         return ok
 
-    def _checkpw(self, user: str, password: bytes) -> bool:
-        hashed = self.users.get(user)
-        try:
-            matches = bcrypt.checkpw(password[:MAX_PASSWORD_BYTES], self.dummy if hashed is None else hashed)
-        except ValueError:  # a hash bcrypt cannot parse: refused at load, but never a 500
-            return False
-        # A longer password is refused, after the same work as any other check.
-        return matches and hashed is not None and len(password) <= MAX_PASSWORD_BYTES
+    def _pool(self) -> ProcessPoolExecutor:
+        if self.executor is None:
+            # "spawn": a fresh interpreter, not a fork of this one with its threads and sockets.
+            self.executor = ProcessPoolExecutor(CHECKERS, mp_context=multiprocessing.get_context("spawn"),
+                                                initializer=bcryptworker.lower_priority)
+        return self.executor
+
+    def close(self) -> None:
+        if self.executor is not None:
+            self.executor.shutdown(wait=False, cancel_futures=True)
+            self.executor = None
 
 
 def _parse(header: str) -> tuple[str, bytes] | None:
@@ -118,9 +124,8 @@ def _parse(header: str) -> tuple[str, bytes] | None:
     return user, clear.encode()
 
 
-def basic_auth_middleware(users: Mapping[str, bytes], exempt: Collection[str] = ()) -> Middleware:
-    """Require one of `users` on every route except those whose resource names are in `exempt`."""
-    auth = BasicAuth(users)
+def basic_auth_middleware(auth: BasicAuth, exempt: Collection[str] = ()) -> Middleware:
+    """Require one of `auth`'s users on every route except those whose resource names are in `exempt`."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from exporter import __version__
 from exporter.core import push
-from exporter.core.auth import basic_auth_middleware
+from exporter.core.auth import BasicAuth, basic_auth_middleware
 from exporter.core.config import Config
 from exporter.core.daemon import build_exposition, build_scheduler
 from exporter.core.errors import ConfigError
@@ -104,8 +104,14 @@ def make_app(runtime: Runtime, *, lifecycle_api: bool = False, web_config: WebCo
              telemetry_path: str = "/metrics") -> web.Application:
     """The exporter's web app; POST /-/reload only with `lifecycle_api` (like Prometheus)."""
     users = web_config.users if web_config else {}
-    app = web.Application(middlewares=[basic_auth_middleware(users, exempt=UNGUARDED)] if users else [],
+    auth = BasicAuth(users) if users else None
+    app = web.Application(middlewares=[basic_auth_middleware(auth, exempt=UNGUARDED)] if auth else [],
                           client_max_size=push.MAX_PUSH_BYTES)
+    if auth is not None:
+        async def stop_checkers(app: web.Application) -> None:
+            auth.close()
+
+        app.on_cleanup.append(stop_checkers)
     app[RUNTIME] = runtime
     app[TELEMETRY_PATH] = telemetry_path
     app.router.add_get("/", landing)
