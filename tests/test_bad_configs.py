@@ -329,3 +329,27 @@ def test_any_yaml_loads_or_is_refused_in_single_lines(folder: Path, capsys: pyte
     if code == 2:
         assert lines and all(line.startswith(f"{path}: ") for line in lines), lines
     assert not any("Traceback" in line for line in lines)
+
+
+WEB_KEYS = ["tls_server_config", "basic_auth_users", "cert_file", "key_file", "client_auth_type", "client_ca_file",
+            "min_version", "RequireAnyClientCert", "TLS13", "prometheus", WEB_GOOD_HASH, "$2y$10$bogus"]
+WEB_DOCS = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.sampled_from(WEB_KEYS),
+                                  st.text(max_size=20)),
+                        lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(
+                            st.one_of(st.sampled_from(WEB_KEYS), st.text(max_size=8)), inner, max_size=4)),
+                        max_leaves=20)
+
+
+@settings(max_examples=int(os.environ.get("BAD_CONFIG_EXAMPLES", "100")), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(doc=st.one_of(WEB_DOCS.map(lambda d: yaml.safe_dump(d)), st.text(max_size=200)))
+def test_any_yaml_as_web_config_loads_or_is_refused_in_single_lines(folder: Path, capsys: pytest.CaptureFixture[str],
+                                                                    doc: str) -> None:
+    main = folder / "config.yaml"
+    main.write_text(GOOD)
+    path = folder / "web.yml"
+    path.write_text(doc, encoding="utf-8", errors="surrogateescape")
+    code, lines = check_config(capsys, f"--config.file={main}", f"--web.config.file={path}")
+    assert code in (0, 2), lines
+    if code == 2:
+        assert lines and all(line.startswith(f"{path}: ") for line in lines), lines
