@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from exporter.core.configcheck import brief
 from exporter.core.errors import ConfigError
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
@@ -44,7 +45,7 @@ class _StrictLoader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=True)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {_brief(key)} in one mapping (each key at most once)",
+                    None, None, f"duplicate key {brief(key)} in one mapping (each key at most once)",
                     key_node.start_mark)
             seen[key] = True
         return super().construct_mapping(node, deep=deep)
@@ -113,8 +114,3 @@ def loads(data: bytes | str, path: str) -> Any:
 
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())[:200]
-
-
-def _brief(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
