@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import resource
 import socket
@@ -78,7 +79,11 @@ def closed_by_server(sock: socket.socket, within: float) -> bool:
 def test_a_scraper_gets_in_past_1100_held_connections_with_1024_descriptors(descriptors_for_the_test) -> None:
     proc, port = start("--web.read-header-timeout=60")  # the cap, not the timeout, must save the scrape
     held: list[socket.socket] = []
+    keep_alive = http.client.HTTPConnection("127.0.0.1", port, timeout=10)  # a scraper's reused connection
     try:
+        keep_alive.request("GET", "/metrics")
+        first = keep_alive.getresponse()
+        assert first.status == 200 and first.read()
         for i in range(HELD):  # bounded
             s = socket.socket()
             s.settimeout(10)
@@ -94,9 +99,13 @@ def test_a_scraper_gets_in_past_1100_held_connections_with_1024_descriptors(desc
         assert proc.poll() is None
         for _ in range(3):
             assert scrape(port) == 200
+        keep_alive.request("GET", "/metrics")  # the same connection: the slow and silent ones went first
+        response = keep_alive.getresponse()
+        assert response.status == 200 and response.read()
         open_fds = len(os.listdir(f"/proc/{proc.pid}/fd"))
         assert open_fds < DESCRIPTORS, open_fds
     finally:
+        keep_alive.close()
         for s in held:
             s.close()
         err = stop(proc)

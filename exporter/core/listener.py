@@ -8,8 +8,9 @@ then logs a traceback for every failed accept. Here:
   is closed; an idle keep-alive connection (and a slow second request) within
   `idle_timeout` (aiohttp's keep-alive timer);
 - at most `max_connections` are open, below the descriptor limit: a new connection beyond
-  that closes the oldest one (an idle or slow client's, long before a scraper's, whose
-  requests take milliseconds), so a scraper always gets in;
+  that closes the oldest one that has not sent a whole request yet (a slow or silent
+  client's), else the one whose last whole request is the oldest; so a scraper gets in, and
+  its keep-alive connection, which sends a request every scrape, is the last to go;
 - "out of system resource" accept errors are logged at most once a minute, no traceback.
 """
 
@@ -77,7 +78,8 @@ class ConnectionGuard:
         self.server = server
         self.max_connections = max_connections
         self.read_header_timeout = read_header_timeout
-        self.open: OrderedDict[_Guarded, None] = OrderedDict()  # oldest first
+        self.fresh: OrderedDict[_Guarded, None] = OrderedDict()  # no whole request yet, oldest first
+        self.served: OrderedDict[_Guarded, None] = OrderedDict()  # by their last whole request, oldest first
         self.shed_log = RateLimitedLog()
 
     def __call__(self) -> asyncio.Protocol:
@@ -97,12 +99,12 @@ class _Guarded(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         guard = self.guard
-        while len(guard.open) >= guard.max_connections:
-            oldest, _ = guard.open.popitem(last=False)
-            guard.shed_log.warning("connection limit (%d) reached: closing the oldest connections",
+        while len(guard.fresh) + len(guard.served) >= guard.max_connections:  # bounded: one removed a round
+            oldest, _ = (guard.fresh or guard.served).popitem(last=False)
+            guard.shed_log.warning("connection limit (%d) reached: closing the oldest idle or slow connections",
                                    guard.max_connections)
             oldest.abort()
-        guard.open[self] = None
+        guard.fresh[self] = None
         self.timer = asyncio.get_running_loop().call_later(guard.read_header_timeout, self._header_deadline)
         self.inner.connection_made(transport)
 
@@ -116,7 +118,12 @@ class _Guarded(asyncio.Protocol):
             self.transport.abort()
 
     def data_received(self, data: bytes) -> None:
+        before = self.inner._request_count
         self.inner.data_received(data)
+        if self.inner._request_count != before:  # a whole request: this client does real work
+            self.guard.fresh.pop(self, None)
+            self.guard.served[self] = None
+            self.guard.served.move_to_end(self)
 
     def eof_received(self) -> bool | None:
         return self.inner.eof_received()  # type: ignore[func-returns-value]
@@ -128,7 +135,8 @@ class _Guarded(asyncio.Protocol):
         self.inner.resume_writing()
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        self.guard.open.pop(self, None)
+        self.guard.fresh.pop(self, None)
+        self.guard.served.pop(self, None)
         if self.timer is not None:
             self.timer.cancel()
         self.inner.connection_lost(exc)
