@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from exporter.core.config import AccountConfig
 from exporter.core.provider import Provider
 from exporter.providers import PROVIDERS
 from exporter.simulator.demo import SIMULATORS
@@ -43,7 +44,9 @@ def test_a_provider_is_documented_simulated_configured_and_kept_apart(name):
     assert cls.vocabulary.api_error_codes == cls.errors.known
     assert cls.max_body_bytes > 0 and cls.batch_size > 0
     assert all(spec.title and re.fullmatch(r"[a-z_]+", spec.name) for spec in cls.counters)
-    assert cls.task_id_syntax({}).description
+    defaults = AccountConfig("a", name, cls.default_endpoint, 30, 4, cls.default_rate_limit,
+                             options={f.name: f.default for f in cls.account_fields})
+    assert cls.task_id_syntax(defaults).description
 
 
 def test_the_shipped_rules_and_dashboards_are_what_the_providers_declare():

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from yarl import URL
 
@@ -37,6 +37,8 @@ class ProxyConfig:
     username: str | None = None
     password: Secret | None = None
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
 class AccountConfig:
@@ -52,9 +54,23 @@ class AccountConfig:
     proxy: ProxyConfig | None = None  # None: HTTP(S)_PROXY and NO_PROXY from the environment apply
 
     def secret(self, key: str) -> str:
+        return self._typed(key, Secret).reveal()
+
+    def text(self, key: str) -> str:
+        return self._typed(key, str)
+
+    def texts(self, key: str) -> tuple[str, ...]:
+        return self._typed(key, tuple)
+
+    def integer(self, key: str) -> int:
+        return self._typed(key, int)
+
+    def _typed(self, key: str, kind: type[T]) -> T:
+        """An option as its AccountField declared it; asking for another kind is a provider's bug."""
         value = self.options[key]
-        assert isinstance(value, Secret)
-        return value.reveal()
+        if not isinstance(value, kind):
+            raise TypeError(f"account option {key} is not a {kind.__name__}")
+        return value
 
 
 @dataclass(frozen=True)
@@ -270,7 +286,7 @@ class _Reader(Checks):
             if tasks.discover and not callable(getattr(provider_cls, "discover", None)):
                 self.bad(f"{key}.tasks.discover", f"{account.provider} cannot list its tasks; give ids, files "
                          "or push_token instead")
-            syntax = provider_cls.task_id_syntax(account.options)
+            syntax = provider_cls.task_id_syntax(account)
             for i, task_id in enumerate(tasks.ids):
                 if not syntax.accepts(task_id):
                     self.bad(f"{key}.tasks.ids[{i}]", f"expected {syntax.description}, got {task_id[:100]!r}")

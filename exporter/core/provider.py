@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, ClassVar, Literal, Protocol, runtime_checkable
 
 from exporter.core.model import FetchResult
 
@@ -36,6 +36,7 @@ class AccountField:
     choices: tuple[str, ...] = ()  # for "str" fields: the allowed values; () for any
     minimum: float = 0  # for "int" and "float" fields: the range accepted (a value outside is refused)
     maximum: float = 1e9
+    batch_cap: bool = False  # an "int" field capping this account's task IDs per request, below batch_size
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,15 +92,19 @@ class IdSyntax:
 
 
 class Account(Protocol):
-    """What a provider reads of its account (`core.config.AccountConfig`)."""
+    """What a provider reads of its account (`core.config.AccountConfig`): each option typed by
+    its `AccountField`, defaults applied."""
 
     @property
     def endpoint(self) -> str: ...
 
-    @property
-    def options(self) -> Mapping[str, Any]: ...
-
     def secret(self, key: str) -> str: ...
+
+    def text(self, key: str) -> str: ...
+
+    def texts(self, key: str) -> tuple[str, ...]: ...
+
+    def integer(self, key: str) -> int: ...
 
 
 @runtime_checkable
@@ -117,8 +122,8 @@ class Provider(Protocol):
     max_body_bytes: ClassVar[int]  # the largest answer read; a larger one is refused while streaming
 
     @classmethod
-    def task_id_syntax(cls, options: Mapping[str, Any]) -> IdSyntax:
-        """The syntax of task IDs for an account with these provider options."""
+    def task_id_syntax(cls, account: Account) -> IdSyntax:
+        """The syntax of task IDs for this account."""
         ...
 
     def __init__(self, account: Account, http: HttpClient) -> None: ...
@@ -139,13 +144,6 @@ class Discovering(Protocol):
     async def discover(self) -> FetchResult:
         """Every task the API knows of. Raises ProviderError only."""
         ...
-
-
-@runtime_checkable
-class AccountBatchCap(Protocol):
-    """Optional capability: this account's cap of task IDs per request, below `batch_size`."""
-
-    account_batch_size: int
 
 
 ProviderRegistry = Mapping[str, type[Provider]]

@@ -25,7 +25,7 @@ from exporter.core.config import TaskSetConfig
 from exporter.core.errors import AuthFailed, ProviderError, StateFileError, Unavailable
 from exporter.core.memory import release_free_memory
 from exporter.core.model import FetchResult, RequestTally
-from exporter.core.provider import AccountBatchCap, Discovering, Provider
+from exporter.core.provider import Discovering, Provider
 from exporter.core.sources import TaskIdSource
 from exporter.core.state import PollOutcome, StateStore
 
@@ -60,6 +60,7 @@ class TaskSetRunner:
         store: StateStore,
         *,
         tally: RequestTally | None = None,
+        account_cap: int | None = None,  # the account's own cap of task IDs per request, if it has one
         clock: Callable[[], float] = time.time,
         backoff_base: float = BACKOFF_BASE_SECONDS,
     ) -> None:
@@ -70,9 +71,7 @@ class TaskSetRunner:
         self.clock = clock
         self.backoff_base = backoff_base
         self.source = TaskIdSource(config.tasks, config.name)
-        cap = provider.batch_size
-        if isinstance(provider, AccountBatchCap):
-            cap = max(1, min(cap, provider.account_batch_size))
+        cap = min(provider.batch_size, account_cap or provider.batch_size)
         self.batch_size = min(config.batch_size or cap, cap)
         self._was_down = False
         self._next_sweep = 0.0

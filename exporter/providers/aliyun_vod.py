@@ -19,11 +19,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from exporter.core.classify import api_error
-from exporter.core.config import AccountConfig
 from exporter.core.errors import BadResponse, ProviderError
 from exporter.core.http import HttpClient, HttpResponse
 from exporter.core.model import FetchResult, Tally, TaskState, TaskStatus
-from exporter.core.provider import AccountField, CounterSpec, ErrorCodes, IdSyntax, Vocabulary
+from exporter.core.provider import Account, AccountField, CounterSpec, ErrorCodes, IdSyntax, Vocabulary
 
 # -- config -----------------------------------------------------------------------------
 
@@ -107,15 +106,15 @@ class AliyunVod:
     max_body_bytes: ClassVar[int] = 1024 * 1024  # 10 jobs
 
     @classmethod
-    def task_id_syntax(cls, options: Mapping[str, Any]) -> IdSyntax:
-        return ID_SYNTAX.get(str(options.get("track")), ID_SYNTAX[TRACK_JOB_IDS])
+    def task_id_syntax(cls, account: Account) -> IdSyntax:
+        return ID_SYNTAX.get(account.text("track"), ID_SYNTAX[TRACK_JOB_IDS])
 
-    def __init__(self, account: AccountConfig, http: HttpClient) -> None:
+    def __init__(self, account: Account, http: HttpClient) -> None:
         self._http = http
         self._url = account.endpoint
         self._key_id = account.secret("access_key_id")
         self._key_secret = account.secret("access_key_secret")
-        self._by_url = account.options.get("track") == TRACK_UPLOAD_URLS
+        self._by_url = account.text("track") == TRACK_UPLOAD_URLS
 
     async def fetch(self, task_ids: Sequence[str]) -> FetchResult:
         """Statuses of these jobs; IDs in NonExists are not_found, IDs not answered at all are omitted."""

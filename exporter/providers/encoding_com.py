@@ -9,15 +9,14 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import ClassVar
 from xml.etree.ElementTree import Element, SubElement, tostring
 
 from exporter.core.classify import api_error
-from exporter.core.config import AccountConfig
 from exporter.core.errors import BadResponse, ProviderError
 from exporter.core.http import HttpClient, HttpResponse
 from exporter.core.model import FetchResult, Tally, TaskState, TaskStatus
-from exporter.core.provider import AccountField, CounterSpec, ErrorCodes, IdSyntax, Vocabulary
+from exporter.core.provider import Account, AccountField, CounterSpec, ErrorCodes, IdSyntax, Vocabulary
 from exporter.core.secrets import redact
 
 # -- config -----------------------------------------------------------------------------
@@ -79,7 +78,7 @@ class EncodingCom:
         AccountField("userid", "str", "the encoding.com user ID", required=True),
         AccountField("userkey", "secret", "the encoding.com user key", required=True),
         AccountField("max_media_per_request", "int", f"media IDs per GetStatus call (1 to {MEDIA_CAP})",
-                     default=MEDIA_PER_REQUEST, minimum=1, maximum=MEDIA_CAP),
+                     default=MEDIA_PER_REQUEST, minimum=1, maximum=MEDIA_CAP, batch_cap=True),
     )
     vocabulary: ClassVar[Vocabulary] = Vocabulary(
         statuses=frozenset(STATES) | PENDING_STATUSES,
@@ -96,16 +95,15 @@ class EncodingCom:
     max_body_bytes: ClassVar[int] = 4 * 1024 * 1024  # 100 media with their formats in extended mode
 
     @classmethod
-    def task_id_syntax(cls, options: Mapping[str, Any]) -> IdSyntax:
+    def task_id_syntax(cls, account: Account) -> IdSyntax:
         return ID_SYNTAX
 
-    def __init__(self, account: AccountConfig, http: HttpClient) -> None:
+    def __init__(self, account: Account, http: HttpClient) -> None:
         self._http = http
         self._url = account.endpoint
-        self._userid = str(account.options["userid"])
+        self._userid = account.text("userid")
         self._userkey = account.secret("userkey")
-        wanted = account.options.get("max_media_per_request")
-        self.account_batch_size = max(1, min(MEDIA_CAP, MEDIA_PER_REQUEST if wanted is None else int(wanted)))
+        self._per_call = account.integer("max_media_per_request")
 
     async def fetch(self, task_ids: Sequence[str]) -> FetchResult:
         """Statuses of these media; IDs an error names as unknown are not_found, and media an
@@ -113,7 +111,7 @@ class EncodingCom:
         statuses: list[TaskStatus] = []
         codes: list[str] = []
         omitted: list[str] = []
-        step = self.account_batch_size  # the scheduler's batches fit; a longer list is split
+        step = self._per_call  # the scheduler's batches fit; a longer list is split
         for i in range(0, len(task_ids), step):
             answer = await self._get_status(task_ids[i : i + step])
             statuses.extend(answer.statuses)

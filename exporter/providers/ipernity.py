@@ -12,11 +12,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from exporter.core.classify import api_error
-from exporter.core.config import AccountConfig
 from exporter.core.errors import ProviderError, Rejected
 from exporter.core.http import HttpClient, HttpResponse
 from exporter.core.model import FetchResult, TaskState, TaskStatus
-from exporter.core.provider import AccountField, CounterSpec, ErrorCodes, IdSyntax, Vocabulary
+from exporter.core.provider import Account, AccountField, CounterSpec, ErrorCodes, IdSyntax, Vocabulary
 
 # -- config -----------------------------------------------------------------------------
 
@@ -78,10 +77,10 @@ class Ipernity:
     max_body_bytes: ClassVar[int] = 1024 * 1024  # 50 tickets
 
     @classmethod
-    def task_id_syntax(cls, options: Mapping[str, Any]) -> IdSyntax:
+    def task_id_syntax(cls, account: Account) -> IdSyntax:
         return ID_SYNTAX
 
-    def __init__(self, account: AccountConfig, http: HttpClient) -> None:
+    def __init__(self, account: Account, http: HttpClient) -> None:
         self._http = http
         self._url = f"{account.endpoint.rstrip('/')}/{METHOD}/json"
         self._api_key = account.secret("api_key")

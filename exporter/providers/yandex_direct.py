@@ -12,11 +12,10 @@ from typing import Any, ClassVar
 import msgspec
 
 from exporter.core.classify import api_error
-from exporter.core.config import AccountConfig
 from exporter.core.errors import BadResponse, ProviderError
 from exporter.core.http import HttpClient, HttpResponse
 from exporter.core.model import FetchResult, LazyStatuses, TaskState, TaskStatus
-from exporter.core.provider import AccountField, CounterSpec, ErrorCodes, IdSyntax, Vocabulary
+from exporter.core.provider import Account, AccountField, CounterSpec, ErrorCodes, IdSyntax, Vocabulary
 
 # -- config -----------------------------------------------------------------------------
 
@@ -72,15 +71,15 @@ class YandexDirect:
     max_body_bytes: ClassVar[int] = 32 * 1024 * 1024  # a page of 10,000 tasks with long URLs
 
     @classmethod
-    def task_id_syntax(cls, options: Mapping[str, Any]) -> IdSyntax:
+    def task_id_syntax(cls, account: Account) -> IdSyntax:
         return ID_SYNTAX
 
-    def __init__(self, account: AccountConfig, http: HttpClient) -> None:
+    def __init__(self, account: Account, http: HttpClient) -> None:
         self._http = http
         self._url = account.endpoint
         self._token = account.secret("token")
-        self._locale = str(account.options.get("locale") or "en")
-        logins = tuple(account.options.get("logins") or ())
+        self._locale = account.text("locale")
+        logins = account.texts("logins")
         self._login_groups: list[tuple[str, ...]] = [
             logins[i : i + LOGINS_PER_CALL] for i in range(0, len(logins), LOGINS_PER_CALL)
         ] or [()]
