@@ -20,12 +20,12 @@ from typing import Any
 import aiohttp
 
 from exporter.core import config as config_mod
-from exporter.core.daemon import build_scheduler
 from exporter.core.http import HttpClient, HttpResponse
 from exporter.core.provider import Provider
 from exporter.core.ratelimit import AccountLimiter
 from exporter.core.scheduler import TaskSetRunner
 from exporter.core.state import StateStore
+from exporter.core.wiring import build_scheduler
 from exporter.providers import PROVIDERS
 from exporter.simulator import demo
 from exporter.simulator.base import Simulator

@@ -14,22 +14,18 @@ import ipaddress
 import logging
 import os
 import re
-import signal
 import sqlite3
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from aiohttp import web
-
 from exporter import __version__, logs
 from exporter.core import config as config_mod
 from exporter.core import listener, probe, webconfig
+from exporter.core.daemon import Daemon, WebOptions
 from exporter.core.errors import ConfigError, StateFileError
-from exporter.core.memory import tune_collector
 from exporter.core.persist import StateFile
-from exporter.core.server import Runtime, make_app
 from exporter.core.state import StateStore
 from exporter.providers import PROVIDERS
 
@@ -166,52 +162,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def serve(args: argparse.Namespace, addresses: Sequence[tuple[str | None, int]]) -> int:
-    """Run until SIGTERM or SIGINT; SIGHUP reloads the config."""
+    """Run the daemon until SIGTERM or SIGINT; SIGHUP reloads the config."""
     async with contextlib.AsyncExitStack() as stack:
         if args.demo:
             from exporter.simulator.demo import Demo  # the demo is the only user of the simulators
 
-            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="upload-demo-")))
-            demo = Demo(workdir)
-            raw = await demo.start()
+            demo = Demo(Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="upload-demo-"))))
+            demo_config = config_mod.parse(await demo.start(), PROVIDERS, "<demo>")
             stack.push_async_callback(demo.stop)
-            cfg = config_mod.parse(raw, PROVIDERS, "<demo>")
 
             def load() -> config_mod.Config:
-                return cfg
+                return demo_config
         else:
             def load() -> config_mod.Config:
                 return config_mod.load(args.config_file, PROVIDERS)
-            cfg = load()
         web_config = webconfig.load(args.web_config) if args.web_config else webconfig.WebConfig()
         store = StateStore(StateFile(args.state_file)) if args.state_file else StateStore()
-        runtime = Runtime(cfg, PROVIDERS, load, store)
-        app = make_app(runtime, lifecycle_api=args.lifecycle, web_config=web_config,
-                       telemetry_path=args.telemetry_path)
-        tune_collector()  # before the first poll
-        loop = asyncio.get_running_loop()
-        listener.quiet_accept_errors(loop)
-        max_connections = args.max_connections or listener.default_max_connections(listener.raise_descriptor_limit())
-        runner = web.AppRunner(app, access_log=None, keepalive_timeout=args.idle_timeout)
-        await runner.setup()
-        stack.push_async_callback(runner.cleanup)
-        for host, port in addresses:
-            await listener.GuardedSite(runner, host, port, ssl_context=web_config.ssl_context,
-                                       max_connections=max_connections,
-                                       read_header_timeout=args.read_header_timeout).start()
-        log.info("upload-status-exporter %s listening on %s (%d task sets)", __version__, ", ".join(args.listen),
-                 len(cfg.task_sets))
-        stop = runtime.stopping
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(_reload(runtime)))
-        await stop.wait()
-        if runtime.fatal is not None:
-            raise runtime.fatal
-        log.info("stopping")
+        await Daemon(load, PROVIDERS, store).serve(WebOptions(
+            addresses, web_config, lifecycle_api=args.lifecycle, telemetry_path=args.telemetry_path,
+            max_connections=args.max_connections, read_header_timeout=args.read_header_timeout,
+            idle_timeout=args.idle_timeout))
     return 0
-
-
-async def _reload(runtime: Runtime) -> None:
-    with contextlib.suppress(ConfigError):  # already logged; the running config stays
-        await runtime.reload()

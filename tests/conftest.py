@@ -11,9 +11,9 @@ import pytest
 
 from exporter.core import config as config_mod
 from exporter.core.collector import Exposition
-from exporter.core.daemon import build_exposition, build_scheduler
 from exporter.core.scheduler import TaskSetRunner
 from exporter.core.state import StateStore
+from exporter.core.wiring import build_exposition, build_scheduler
 from exporter.providers import PROVIDERS
 from exporter.simulator.yandex_direct import YandexDirectSimulator
 

@@ -29,7 +29,8 @@ import yaml
 from aiohttp import web
 
 from exporter.core import config as config_mod
-from exporter.core.server import Runtime, make_app
+from exporter.core.daemon import Daemon
+from exporter.core.server import make_app
 from exporter.core.state import StateStore
 from exporter.providers import PROVIDERS
 from exporter.simulator.base import Simulator, runner_port
@@ -159,7 +160,7 @@ class Stack:
         cfg = config_mod.parse(raw, PROVIDERS, "<e2e>")
         store = StateStore()
         for _ in range(REPLICAS):
-            self.exporter_urls.append(await self._serve(make_app(Runtime(cfg, PROVIDERS, lambda: cfg, store))))
+            self.exporter_urls.append(await self._serve(make_app(Daemon(lambda: cfg, PROVIDERS, store))))
         self.exporter_url = self.exporter_urls[0]
 
     async def _webhook(self, request: web.Request) -> web.Response:

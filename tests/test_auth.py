@@ -13,7 +13,8 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from exporter.core import config as config_mod
-from exporter.core.server import Runtime, make_app
+from exporter.core.daemon import Daemon
+from exporter.core.server import make_app
 from exporter.core.webconfig import WebConfig
 from exporter.providers import PROVIDERS
 
@@ -31,11 +32,11 @@ def basic(user: str, password: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def runtime(monkeypatch: pytest.MonkeyPatch) -> Runtime:
+def runtime(monkeypatch: pytest.MonkeyPatch) -> Daemon:
     monkeypatch.setenv("AUTH_TEST_TOKEN", "auth-test-token-0123456789")
     monkeypatch.setenv("AUTH_PUSH_TOKEN", PUSH_TOKEN)
     cfg = config_mod.parse(CONFIG, PROVIDERS, "auth.yaml")
-    return Runtime(cfg, PROVIDERS, lambda: cfg)
+    return Daemon(lambda: cfg, PROVIDERS)
 
 
 async def timed(client: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> tuple[int, float]:
@@ -45,7 +46,7 @@ async def timed(client: aiohttp.ClientSession, url: str, headers: dict[str, str]
         return r.status, time.perf_counter() - started
 
 
-async def test_bcrypt_runs_off_the_loop_and_successes_are_cached(runtime: Runtime) -> None:
+async def test_bcrypt_runs_off_the_loop_and_successes_are_cached(runtime: Daemon) -> None:
     hashed = bcrypt.hashpw(b"right", bcrypt.gensalt(rounds=12))
     started = time.perf_counter()
     bcrypt.checkpw(b"wrong", hashed)
@@ -88,7 +89,7 @@ async def test_bcrypt_runs_off_the_loop_and_successes_are_cached(runtime: Runtim
     assert max(t for _, t in scrapes) < one_check / 2, (max(t for _, t in scrapes), one_check)
 
 
-async def test_unknown_users_cost_what_known_ones_do(runtime: Runtime) -> None:
+async def test_unknown_users_cost_what_known_ones_do(runtime: Daemon) -> None:
     hashed = bcrypt.hashpw(b"right", bcrypt.gensalt(rounds=10))
     app = make_app(runtime, web_config=WebConfig(users={"prometheus": hashed}))
     async with TestServer(app, host="127.0.0.1") as server, aiohttp.ClientSession() as client:
@@ -105,7 +106,7 @@ async def test_unknown_users_cost_what_known_ones_do(runtime: Runtime) -> None:
     assert 0.5 < ratio < 2.0, (known, unknown)
 
 
-async def test_long_passwords_and_unparseable_hashes_are_401_not_500(runtime: Runtime) -> None:
+async def test_long_passwords_and_unparseable_hashes_are_401_not_500(runtime: Daemon) -> None:
     hashed = bcrypt.hashpw(b"p" * 72, bcrypt.gensalt(rounds=4))
     users = {"prometheus": hashed, "broken": b"$2y$10$bogus"}  # the loader refuses the second; never a 500
     app = make_app(runtime, web_config=WebConfig(users=users))
@@ -119,7 +120,7 @@ async def test_long_passwords_and_unparseable_hashes_are_401_not_500(runtime: Ru
             assert status == 401, headers
 
 
-async def test_push_route_uses_the_bearer_token_not_basic_auth(runtime: Runtime) -> None:
+async def test_push_route_uses_the_bearer_token_not_basic_auth(runtime: Daemon) -> None:
     hashed = bcrypt.hashpw(b"scrape", bcrypt.gensalt(rounds=4))
     app = make_app(runtime, web_config=WebConfig(users={"prometheus": hashed}))
     async with TestServer(app, host="127.0.0.1") as server, aiohttp.ClientSession() as client:

@@ -10,12 +10,12 @@ import pytest
 
 from benchmarks import tombstones
 from exporter.core import config as config_mod
-from exporter.core.daemon import build_exposition, build_scheduler
 from exporter.core.model import FetchResult, TaskState, TaskStatus
 from exporter.core.persist import StateFile
 from exporter.core.provider import Vocabulary
 from exporter.core.ratelimit import AccountLimiter
 from exporter.core.state import PollOutcome, SetState, StateStore
+from exporter.core.wiring import build_exposition, build_scheduler
 from exporter.providers import PROVIDERS
 
 P, D, E = TaskState.PENDING, TaskState.DONE, TaskState.ERROR

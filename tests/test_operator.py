@@ -17,12 +17,13 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.core import config as config_mod
-from exporter.core.daemon import build_exposition
+from exporter.core.daemon import Daemon
 from exporter.core.exposition import NegotiatedExposition
 from exporter.core.selfmetrics import ReloadStatus, live_registry
-from exporter.core.server import Runtime, make_app
+from exporter.core.server import make_app
 from exporter.core.state import StateStore
 from exporter.core.status import MAX_ERROR_CHARS, safe_message
+from exporter.core.wiring import build_exposition
 from exporter.providers import PROVIDERS
 from exporter.simulator.yandex_direct import YandexDirectSimulator
 from tests.test_server import CONFIG, REPO, TOKEN, free_port, wait_for
@@ -70,7 +71,7 @@ async def test_formats_and_gzip_come_from_the_cache_and_pass_promtool(sim, tmp_p
     path = tmp_path / "config.yaml"
     path.write_text(CONFIG.format(url=sim.url, interval=60))
     cfg = config_mod.load(path, PROVIDERS)
-    runtime = Runtime(cfg, PROVIDERS, lambda: cfg)
+    runtime = Daemon(lambda: cfg, PROVIDERS)
     async with TestServer(make_app(runtime), host="127.0.0.1") as server, \
             aiohttp.ClientSession(auto_decompress=False) as client:
         base = str(server.make_url(""))
@@ -121,7 +122,7 @@ async def test_a_set_that_never_succeeded_has_a_zero_last_success_and_says_why(t
     path.write_text(CONFIG.format(url=f"http://127.0.0.1:{dead}/live/v4/json/", interval=60)
                     .replace("jitter: 0", "jitter: 0\n    max_tries: 1"))
     cfg = config_mod.load(path, PROVIDERS)
-    runtime = Runtime(cfg, PROVIDERS, lambda: cfg)
+    runtime = Daemon(lambda: cfg, PROVIDERS)
     async with TestServer(make_app(runtime), host="127.0.0.1") as server, aiohttp.ClientSession() as client:
         base = str(server.make_url(""))
         async with client.get(base + "/metrics") as r:  # before the first poll
@@ -155,8 +156,7 @@ def test_shown_errors_are_redacted_and_bounded():
 async def test_reload_metrics_follow_post_reload(sim, tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text(CONFIG.format(url=sim.url, interval=60))
-    cfg = config_mod.load(path, PROVIDERS)
-    runtime = Runtime(cfg, PROVIDERS, lambda: config_mod.load(path, PROVIDERS))
+    runtime = Daemon(lambda: config_mod.load(path, PROVIDERS), PROVIDERS)
 
     async def reload_metrics() -> tuple[float, float]:
         async with client.get(base + "/metrics") as r:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from exporter.core import config as config_mod
-from exporter.core.daemon import build_exposition, build_scheduler
 from exporter.core.model import FetchResult, TaskState, TaskStatus
 from exporter.core.persist import StateFile
 from exporter.core.provider import Vocabulary
 from exporter.core.records import FIELDS, TaskRecord
 from exporter.core.state import PollOutcome, StateStore
+from exporter.core.wiring import build_exposition, build_scheduler
 from exporter.providers import PROVIDERS
 
 

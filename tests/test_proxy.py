@@ -18,8 +18,9 @@ from aiohttp.test_utils import TestServer
 from yarl import URL
 
 from exporter.core import config as config_mod
+from exporter.core.daemon import Daemon
 from exporter.core.errors import ConfigError
-from exporter.core.server import Runtime, make_app
+from exporter.core.server import make_app
 from exporter.providers import PROVIDERS
 from exporter.simulator.yandex_direct import YandexDirectSimulator
 from tests.test_server import TOKEN, free_port
@@ -110,7 +111,7 @@ def raw_config(endpoint: str, **account: object) -> dict[str, object]:
 async def poll_through(raw: dict[str, object]) -> tuple[str, dict[str, object]]:
     """Run the exporter app with this config until the first poll; returns /metrics and the status."""
     cfg = config_mod.parse(raw, PROVIDERS, "proxy-test.yaml")
-    runtime = Runtime(cfg, PROVIDERS, lambda: cfg)
+    runtime = Daemon(lambda: cfg, PROVIDERS)
     async with TestServer(make_app(runtime), host="127.0.0.1") as server, aiohttp.ClientSession() as client:
         for _ in range(200):  # bounded: the first poll comes within the jitter (0 here)
             async with client.get(server.make_url("/-/ready")) as r:

@@ -16,7 +16,8 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from exporter.core import config as config_mod
-from exporter.core.server import Runtime, make_app
+from exporter.core.daemon import Daemon
+from exporter.core.server import make_app
 from exporter.providers import PROVIDERS
 from tests.test_server import free_port, wait_for
 
@@ -47,11 +48,11 @@ def env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     return values
 
 
-def runtime(tmp_path: Path, max_tasks: int = 1000) -> Runtime:
+def runtime(tmp_path: Path, max_tasks: int = 1000) -> Daemon:
     path = tmp_path / "config.yaml"
     path.write_text(CONFIG.replace("MAX_TASKS", str(max_tasks)))
     cfg = config_mod.load(path, PROVIDERS)
-    return Runtime(cfg, PROVIDERS, lambda: cfg)
+    return Daemon(lambda: cfg, PROVIDERS)
 
 
 NESTED = "[" * 50_000 + "]" * 50_000

@@ -16,7 +16,8 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from exporter.core import config as config_mod
-from exporter.core.server import Runtime, make_app
+from exporter.core.daemon import Daemon
+from exporter.core.server import make_app
 from exporter.providers import PROVIDERS
 from exporter.simulator.yandex_direct import YandexDirectSimulator
 
@@ -54,8 +55,7 @@ async def sim():
 async def test_endpoints_and_readiness(sim, tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text(CONFIG.format(url=sim.url, interval=1))
-    cfg = config_mod.load(path, PROVIDERS)
-    runtime = Runtime(cfg, PROVIDERS, lambda: config_mod.load(path, PROVIDERS))
+    runtime = Daemon(lambda: config_mod.load(path, PROVIDERS), PROVIDERS)
     async with TestServer(make_app(runtime, lifecycle_api=True), host="127.0.0.1") as server, \
             aiohttp.ClientSession() as client:
         base = str(server.make_url(""))
@@ -99,7 +99,7 @@ async def test_reload_needs_the_lifecycle_flag(sim, tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text(CONFIG.format(url=sim.url, interval=60))
     cfg = config_mod.load(path, PROVIDERS)
-    async with TestServer(make_app(Runtime(cfg, PROVIDERS, lambda: cfg)), host="127.0.0.1") as server, \
+    async with TestServer(make_app(Daemon(lambda: cfg, PROVIDERS)), host="127.0.0.1") as server, \
             aiohttp.ClientSession() as client, client.post(str(server.make_url("/-/reload"))) as r:
         assert r.status in (404, 405)  # not routed at all
 
@@ -168,7 +168,7 @@ async def test_pushed_ids_are_tracked_and_polled(sim, tmp_path, monkeypatch):
     path.write_text(CONFIG.format(url=sim.url, interval=60).replace(
         "tasks: {discover: true}", "tasks: {push_token: {env: PUSH_TOKEN}}"))
     cfg = config_mod.load(path, PROVIDERS)
-    runtime = Runtime(cfg, PROVIDERS, lambda: cfg)
+    runtime = Daemon(lambda: cfg, PROVIDERS)
     ids = list(sim.tasks)[:7]
     async with TestServer(make_app(runtime), host="127.0.0.1") as server, aiohttp.ClientSession() as client:
         url = str(server.make_url("/api/v1/task_sets/banners/tasks"))
@@ -184,8 +184,7 @@ async def test_pushed_ids_are_tracked_and_polled(sim, tmp_path, monkeypatch):
         async with client.post(str(server.make_url("/api/v1/task_sets/nope/tasks")), json={"ids": ids},
                                headers=auth) as r:
             assert r.status == 404
-        assert runtime.scheduler is not None
-        await runtime.scheduler.runners[0].poll_once()
+        await runtime.runner("banners").poll_once()
         assert sorted(sim.calls[-1].ids) == sorted(ids)
         async with client.get(str(server.make_url("/metrics"))) as r:
             assert "push-token-abcdef" not in await r.text()

@@ -13,8 +13,9 @@ from aiohttp import web
 
 from exporter.core import config as config_mod
 from exporter.core import webconfig
+from exporter.core.daemon import Daemon
 from exporter.core.listener import GuardedSite
-from exporter.core.server import Runtime, make_app
+from exporter.core.server import make_app
 from exporter.providers import PROVIDERS
 from tests.test_server import free_port
 
@@ -76,7 +77,7 @@ async def test_client_auth_type(pki: Path, tmp_path: Path, monkeypatch: pytest.M
                                                "token": {"env": "TLS_TEST_TOKEN"}}},
                             "task_sets": [{"name": "s", "account": "a", "interval": 3600, "tasks": {"ids": [1]}}]},
                            PROVIDERS, "tls.yaml")
-    runner = web.AppRunner(make_app(Runtime(cfg, PROVIDERS, lambda: cfg), web_config=web_config))
+    runner = web.AppRunner(make_app(Daemon(lambda: cfg, PROVIDERS), web_config=web_config))
     await runner.setup()
     port = free_port()
     try:

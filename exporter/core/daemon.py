@@ -1,66 +1,169 @@
-"""Wiring: config + provider registry -> limiters, HTTP clients, providers, runners."""
+"""The exporter's life in one place: start, reload and a bounded stop.
+
+A `Daemon` is an async context manager: entering it opens the HTTP session and starts a
+runner per task set; leaving it stops the runners (waiting at most a bound), saves what they
+changed and closes the state file and the session. `serve` runs it behind the web app on the
+listen addresses until SIGTERM or SIGINT, or until a state file turns out unusable; SIGHUP
+and POST /-/reload reload the config, and a bad new one leaves the running one in place.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
 
 import aiohttp
+from aiohttp import web
 
-from exporter.core.collector import Exposition, StateCollector
+from exporter import __version__
+from exporter.core import listener
 from exporter.core.config import Config
-from exporter.core.http import HttpClient
-from exporter.core.model import RequestTally
+from exporter.core.errors import ConfigError
+from exporter.core.exposition import NegotiatedExposition
+from exporter.core.memory import tune_collector
 from exporter.core.provider import ProviderRegistry
-from exporter.core.proxy import proxy_settings
-from exporter.core.ratelimit import AccountLimiter
-from exporter.core.scheduler import BACKOFF_BASE_SECONDS, Scheduler, TaskSetRunner
+from exporter.core.scheduler import Scheduler, TaskSetRunner
+from exporter.core.selfmetrics import ReloadStatus, live_registry
+from exporter.core.server import make_app
 from exporter.core.state import StateStore
+from exporter.core.webconfig import WebConfig
+from exporter.core.wiring import build_exposition, build_scheduler
+
+log = logging.getLogger(__name__)
+
+STOP_TIMEOUT_SECONDS = 5.0  # runners still polling after this are cancelled
 
 
-def build_scheduler(
-    config: Config,
-    providers: ProviderRegistry,
-    store: StateStore,
-    session: aiohttp.ClientSession,
-    *,
-    clock: Callable[[], float] = time.time,
-    backoff_base: float = BACKOFF_BASE_SECONDS,
-) -> Scheduler:
-    """One runner per task set; one limiter per account, shared by every set using it."""
-    limiters = {
-        name: AccountLimiter(acc.rate_limit, acc.max_concurrency, name=name) for name, acc in config.accounts.items()
-    }
-    runners = []
-    for ts in config.task_sets:
-        account = config.accounts[ts.account]
-        provider_cls = providers[account.provider]
-        store.ensure_set(ts.name, provider_cls.name, provider_cls.vocabulary,
-                         id_syntax=provider_cls.task_id_syntax(account), not_found_after=ts.not_found_after)
-        tally = RequestTally()
-        http = HttpClient(
-            session,
-            limiters[ts.account],
-            timeout=account.timeout,
-            observe=tally.add,
-            clock=clock,
-            max_body_bytes=provider_cls.max_body_bytes,
-            **proxy_settings(account),
-        )
-        caps = [account.integer(f.name) for f in provider_cls.account_fields if f.batch_cap]
-        runners.append(TaskSetRunner(ts, provider_cls(account, http), store, tally=tally, clock=clock,
-                                     backoff_base=backoff_base, account_cap=min(caps, default=None)))
-    store.retain_sets(ts.name for ts in config.task_sets)
-    return Scheduler(runners)
+@dataclass(frozen=True)
+class WebOptions:
+    """Where and how the daemon serves."""
+
+    addresses: Sequence[tuple[str | None, int]]
+    web_config: WebConfig = field(default_factory=WebConfig)
+    lifecycle_api: bool = False  # POST /-/reload
+    telemetry_path: str = "/metrics"
+    max_connections: int = 0  # 0: from the descriptor limit
+    read_header_timeout: float = listener.READ_HEADER_TIMEOUT
+    idle_timeout: float = listener.IDLE_TIMEOUT
 
 
-def build_exposition(config: Config, providers: ProviderRegistry, store: StateStore) -> Exposition:
-    """The /metrics renderer for this config."""
-    used = {config.accounts[ts.account].provider for ts in config.task_sets}
-    collector = StateCollector(
-        store,
-        extra_labels={ts.name: ts.labels for ts in config.task_sets},
-        per_task_caps={ts.name: ts.per_task_series for ts in config.task_sets},
-        provider_counters={name: providers[name].counters for name in used},
-    )
-    return Exposition(store, collector)
+class Daemon:
+    """The running exporter: its config, state, runners and exposition (what the handlers read)."""
+
+    def __init__(self, load_config: Callable[[], Config], providers: ProviderRegistry,
+                 store: StateStore | None = None, *, clock: Callable[[], float] = time.time) -> None:
+        self.load_config = load_config
+        self.providers = providers
+        self.config = load_config()
+        self.store = store or StateStore()
+        self.clock = clock
+        self.reload_status = ReloadStatus()
+        self._live = live_registry(self.reload_status)  # reload, process, platform and GC metrics
+        self.exposition = self._exposition()
+        self.stopping = asyncio.Event()
+        self.fatal: Exception | None = None  # why the daemon cannot go on (a state file it cannot restore)
+        self._session: aiohttp.ClientSession | None = None
+        self._scheduler: Scheduler | None = None
+        self._reloading = asyncio.Lock()
+
+    def _exposition(self) -> NegotiatedExposition:
+        return NegotiatedExposition(build_exposition(self.config, self.providers, self.store), self._live,
+                                    self.reload_status)
+
+    # -- start and stop -----------------------------------------------------------------
+    async def __aenter__(self) -> Daemon:
+        # No trust_env: each account's proxy (its own, or HTTP(S)_PROXY/NO_PROXY) is resolved once, in
+        # exporter/core/proxy.py, instead of two thread hops and a .netrc read on every request.
+        self._session = aiohttp.ClientSession(headers={"User-Agent": f"upload-status-exporter/{__version__}"})
+        self._start()
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, err: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        try:
+            if self._scheduler is not None:
+                await self._scheduler.stop(STOP_TIMEOUT_SECONDS)
+            await self.store.close()  # every set's last changes saved, the state file closed
+        finally:
+            if self._session is not None:
+                await self._session.close()
+
+    async def running(self, app: web.Application) -> AsyncIterator[None]:
+        """The web app's cleanup context: the daemon runs while the app does."""
+        async with self:
+            yield
+
+    def _start(self) -> None:
+        assert self._session is not None
+        self._scheduler = build_scheduler(self.config, self.providers, self.store, self._session, clock=self.clock)
+        self.exposition = self._exposition()
+        self._scheduler.start(on_fatal=self._fatal)
+
+    def runner(self, name: str) -> TaskSetRunner:
+        """The runner of a task set, to poll it now (tests and tools)."""
+        assert self._scheduler is not None, "the daemon is not running"
+        return next(r for r in self._scheduler.runners if r.config.name == name)
+
+    def _fatal(self, err: Exception) -> None:
+        self.fatal = self.fatal or err
+        self.stopping.set()
+
+    async def reload(self) -> None:
+        """Load the config again; a bad one is reported (and raised) and the running one keeps going."""
+        async with self._reloading:
+            try:
+                new = self.load_config()
+            except ConfigError as err:
+                self.reload_status.failed()
+                log.error("config reload failed; keeping the running config:\n%s", err)
+                raise
+            self.reload_status.succeeded()
+            if self._scheduler is not None:
+                await self._scheduler.stop(STOP_TIMEOUT_SECONDS)
+            self.config = new
+            self._start()
+            log.info("config reloaded from %s: %d task sets", new.path, len(new.task_sets))
+
+    # -- serving ------------------------------------------------------------------------
+    async def serve(self, options: WebOptions) -> None:
+        """Serve on the listen addresses until SIGTERM or SIGINT; SIGHUP reloads. Raises the
+        fatal error, if one stopped it."""
+        app = make_app(self, lifecycle_api=options.lifecycle_api, web_config=options.web_config,
+                       telemetry_path=options.telemetry_path)
+        tune_collector()  # before the first poll
+        loop = asyncio.get_running_loop()
+        listener.quiet_accept_errors(loop)
+        max_connections = options.max_connections or listener.default_max_connections(
+            listener.raise_descriptor_limit())
+        runner = web.AppRunner(app, access_log=None, keepalive_timeout=options.idle_timeout)
+        await runner.setup()
+        try:
+            for host, port in options.addresses:
+                await listener.GuardedSite(runner, host, port, ssl_context=options.web_config.ssl_context,
+                                           max_connections=max_connections,
+                                           read_header_timeout=options.read_header_timeout).start()
+            log.info("upload-status-exporter %s listening on %s (%d task sets)", __version__,
+                     ", ".join(_address(host, port) for host, port in options.addresses), len(self.config.task_sets))
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.stopping.set)
+            loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self._reload_quietly()))
+            await self.stopping.wait()
+            if self.fatal is not None:
+                raise self.fatal
+            log.info("stopping")
+        finally:
+            await runner.cleanup()
+
+    async def _reload_quietly(self) -> None:
+        with contextlib.suppress(ConfigError):  # already logged; the running config stays
+            await self.reload()
+
+
+def _address(host: str | None, port: int) -> str:
+    return f"[{host}]:{port}" if host and ":" in host else f"{host or ''}:{port}"

@@ -1,32 +1,24 @@
 """The aiohttp app: /metrics, /-/healthy, /-/ready, /-/reload, a landing page and /api/v1/status.
 
-Lifecycle lives in the app's cleanup context: it opens the shared ClientSession,
-builds and starts the scheduler, and on exit stops it with a bound. /metrics never
-calls a provider: it serves the exposition rendered from the last polls.
+The handlers only; the daemon they serve (core.daemon) runs in the app's cleanup context.
+/metrics never calls a provider: it serves the exposition rendered from the last polls.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from typing import Protocol
 
-import aiohttp
 from aiohttp import web
-from prometheus_client import CollectorRegistry
 
-from exporter import __version__
 from exporter.core import push
 from exporter.core.auth import BasicAuth, basic_auth_middleware
 from exporter.core.config import Config
-from exporter.core.daemon import build_exposition, build_scheduler
 from exporter.core.errors import ConfigError
 from exporter.core.exposition import NegotiatedExposition
-from exporter.core.provider import ProviderRegistry
-from exporter.core.scheduler import Scheduler
-from exporter.core.selfmetrics import ReloadStatus, live_registry
+from exporter.core.selfmetrics import ReloadStatus
 from exporter.core.state import StateStore
 from exporter.core.status import landing_page, status_document
 from exporter.core.webconfig import WebConfig
@@ -46,63 +38,27 @@ PAGE_HEADERS = {
 }
 
 
-@dataclass
-class Runtime:
-    """What the handlers need; replaced as a whole on reload."""
+class Served(Protocol):
+    """What the handlers read of the running daemon (`core.daemon.Daemon`)."""
 
     config: Config
-    providers: ProviderRegistry
-    load_config: Callable[[], Config]
-    store: StateStore = field(default_factory=StateStore)
-    scheduler: Scheduler | None = None
-    exposition: NegotiatedExposition | None = None
-    session: aiohttp.ClientSession | None = None
-    reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    # Set when the daemon cannot go on (a state file that cannot be restored): the CLI stops with it.
-    fatal: Exception | None = None
-    stopping: asyncio.Event = field(default_factory=asyncio.Event)
-    reload_status: ReloadStatus = field(default_factory=ReloadStatus)
-    live: CollectorRegistry | None = None  # reload, process, platform and GC metrics
+    store: StateStore
+    exposition: NegotiatedExposition
+    reload_status: ReloadStatus
 
-    def start(self) -> None:
-        assert self.session is not None
-        if self.live is None:
-            self.live = live_registry(self.reload_status)
-        self.scheduler = build_scheduler(self.config, self.providers, self.store, self.session)
-        self.exposition = NegotiatedExposition(build_exposition(self.config, self.providers, self.store), self.live,
-                                               self.reload_status)
-        self.scheduler.start(on_fatal=self._fatal)
+    async def reload(self) -> None: ...
 
-    def _fatal(self, err: Exception) -> None:
-        self.fatal = self.fatal or err
-        self.stopping.set()
-
-    async def reload(self) -> None:
-        """Load the config again; a bad one is reported and the running one keeps going."""
-        async with self.reload_lock:
-            try:
-                new = self.load_config()
-            except ConfigError as err:
-                self.reload_status.failed()
-                log.error("config reload failed; keeping the running config:\n%s", err)
-                raise
-            self.reload_status.succeeded()
-            if self.scheduler is not None:
-                await self.scheduler.stop(SHUTDOWN_TIMEOUT_SECONDS)
-            self.config = new
-            self.start()
-            log.info("config reloaded from %s: %d task sets", new.path, len(new.task_sets))
+    def running(self, app: web.Application) -> AsyncIterator[None]: ...
 
 
-RUNTIME = web.AppKey("runtime", Runtime)
-
-
+RUNTIME = web.AppKey("daemon", Served)
 TELEMETRY_PATH = web.AppKey("telemetry_path", str)
 
 
-def make_app(runtime: Runtime, *, lifecycle_api: bool = False, web_config: WebConfig | None = None,
+def make_app(daemon: Served, *, lifecycle_api: bool = False, web_config: WebConfig | None = None,
              telemetry_path: str = "/metrics") -> web.Application:
-    """The exporter's web app; POST /-/reload only with `lifecycle_api` (like Prometheus)."""
+    """The exporter's web app around a daemon, which runs while the app does; POST /-/reload only
+    with `lifecycle_api` (like Prometheus)."""
     users = web_config.users if web_config else {}
     auth = BasicAuth(users) if users else None
     app = web.Application(middlewares=[basic_auth_middleware(auth, exempt=UNGUARDED)] if auth else [],
@@ -112,7 +68,7 @@ def make_app(runtime: Runtime, *, lifecycle_api: bool = False, web_config: WebCo
             auth.close()
 
         app.on_cleanup.append(stop_checkers)
-    app[RUNTIME] = runtime
+    app[RUNTIME] = daemon
     app[TELEMETRY_PATH] = telemetry_path
     app.router.add_get("/", landing)
     app.router.add_get(telemetry_path, metrics)
@@ -122,23 +78,8 @@ def make_app(runtime: Runtime, *, lifecycle_api: bool = False, web_config: WebCo
     app.router.add_get("/-/ready", ready)
     if lifecycle_api:
         app.router.add_post("/-/reload", reload)
-    app.cleanup_ctx.append(lifecycle)
+    app.cleanup_ctx.append(daemon.running)
     return app
-
-
-async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-    runtime = app[RUNTIME]
-    # No trust_env: each account's proxy (its own, or HTTP(S)_PROXY/NO_PROXY) is resolved once, in
-    # exporter/core/proxy.py, instead of two thread hops and a .netrc read on every request.
-    async with aiohttp.ClientSession(headers={"User-Agent": f"upload-status-exporter/{__version__}"}) as session:
-        runtime.session = session
-        runtime.start()
-        try:
-            yield
-        finally:
-            if runtime.scheduler is not None:
-                await runtime.scheduler.stop(SHUTDOWN_TIMEOUT_SECONDS)
-            await runtime.store.close()
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -1,0 +1,66 @@
+"""Wiring: config + provider registry -> limiters, HTTP clients, providers, runners, the renderer."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import aiohttp
+
+from exporter.core.collector import Exposition, StateCollector
+from exporter.core.config import Config
+from exporter.core.http import HttpClient
+from exporter.core.model import RequestTally
+from exporter.core.provider import ProviderRegistry
+from exporter.core.proxy import proxy_settings
+from exporter.core.ratelimit import AccountLimiter
+from exporter.core.scheduler import BACKOFF_BASE_SECONDS, Scheduler, TaskSetRunner
+from exporter.core.state import StateStore
+
+
+def build_scheduler(
+    config: Config,
+    providers: ProviderRegistry,
+    store: StateStore,
+    session: aiohttp.ClientSession,
+    *,
+    clock: Callable[[], float] = time.time,
+    backoff_base: float = BACKOFF_BASE_SECONDS,
+) -> Scheduler:
+    """One runner per task set; one limiter per account, shared by every set using it."""
+    limiters = {
+        name: AccountLimiter(acc.rate_limit, acc.max_concurrency, name=name) for name, acc in config.accounts.items()
+    }
+    runners = []
+    for ts in config.task_sets:
+        account = config.accounts[ts.account]
+        provider_cls = providers[account.provider]
+        store.ensure_set(ts.name, provider_cls.name, provider_cls.vocabulary,
+                         id_syntax=provider_cls.task_id_syntax(account), not_found_after=ts.not_found_after)
+        tally = RequestTally()
+        http = HttpClient(
+            session,
+            limiters[ts.account],
+            timeout=account.timeout,
+            observe=tally.add,
+            clock=clock,
+            max_body_bytes=provider_cls.max_body_bytes,
+            **proxy_settings(account),
+        )
+        caps = [account.integer(f.name) for f in provider_cls.account_fields if f.batch_cap]
+        runners.append(TaskSetRunner(ts, provider_cls(account, http), store, tally=tally, clock=clock,
+                                     backoff_base=backoff_base, account_cap=min(caps, default=None)))
+    store.retain_sets(ts.name for ts in config.task_sets)
+    return Scheduler(runners)
+
+
+def build_exposition(config: Config, providers: ProviderRegistry, store: StateStore) -> Exposition:
+    """The /metrics renderer for this config."""
+    used = {config.accounts[ts.account].provider for ts in config.task_sets}
+    collector = StateCollector(
+        store,
+        extra_labels={ts.name: ts.labels for ts in config.task_sets},
+        per_task_caps={ts.name: ts.per_task_series for ts in config.task_sets},
+        provider_counters={name: providers[name].counters for name in used},
+    )
+    return Exposition(store, collector)
