@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 
-from benchmarks import auth, calls, common, ingest, ratecap, scale, stalls, tombstones
+from benchmarks import auth, calls, common, ingest, ratecap, scale, stalls, stalls_report, tombstones
 from exporter.core.memory import tune_collector
 
 CALL_TASKS, CALL_CYCLES = 1_000, 4
@@ -139,7 +139,7 @@ async def auth_section(checks: list[tuple[str, bool, str]]) -> None:
 
 async def section_stalls(checks: Checks, sizes: tuple[int, ...] = stalls.SIZES) -> None:
     results = [await stalls.measure(n) for n in sizes]
-    checks.extend(stalls.report(results))
+    checks.extend(stalls_report.report(results))
 
 
 SECTIONS: dict[str, Callable[[Checks], Awaitable[None]]] = {

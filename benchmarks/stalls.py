@@ -8,17 +8,19 @@ simulator is reset in between): the exporter without and with `--state.file`, an
 afternoon exporter (benchmarks/afternoon.py). For each, once its first poll is done:
 - /metrics is scraped over loopback on a fixed schedule (open loop: a scrape that has to wait
   behind a stall is timed from when it was due, as Prometheus's would be), all through;
-- a lag probe asks `/-/healthy` every PROBE_EVERY, one request at a time, during the first
+- a lag probe asks `/-/healthy` every 5 ms, one request at a time, during the first
   LOAD_POLLS polls; the afternoon exporter's server thread is probed with `/favicon.ico`,
-  which prometheus_client answers without rendering. A probe that waited L behind a stall
-  also stands for the probes that would have been sent meanwhile (L - 5 ms, L - 10 ms, ...);
+  which prometheus_client answers without rendering (benchmarks/watch.py). Each stall is
+  placed in its poll: while the poll was still asking the simulator, or after its last request
+  (applying, saving);
 - then, with the probe off, CPU (utime + stime from /proc) is taken at the end of each of
   the next CPU_POLLS polls and divided by the statuses the simulator was asked in between;
 - RSS (VmRSS) is sampled all through (steady: the median) and its peak (VmHWM) read at the end.
 With the state file, the exporter is then killed (SIGKILL) once the simulator is paused, a
 poll that started after the pause is done and the state file is quiet, and started again:
 the time until `/-/ready` answers 200 and until /metrics shows the counts it had (tasks by
-state, completed and failed counters) is the restart time.
+state, completed and failed counters) is the restart time. The tables and the targets of
+issue 14 are printed by benchmarks/stalls_report.py.
 """
 
 from __future__ import annotations
@@ -39,33 +41,20 @@ import aiohttp
 import yaml
 
 from benchmarks import common
+from benchmarks.watch import LAST_SUCCESS, Placement, Watch, lag_probe, place
 
 SIZES = (100_000, 1_000_000)
 INTERVALS = {100_000: 5.0, 1_000_000: 10.0}  # seconds between polls, for both exporters
 CHURN_PER_INTERVAL = 0.03  # of the tasks, finishing between two polls
-SCRAPE_EVERY = 0.05
-SCRAPES_IN_FLIGHT = 32  # open-loop scrapes waiting at once, at most
-PROBE_EVERY = 0.005
 LOAD_POLLS = 2  # polls watched with scrapes and the lag probe
 CPU_POLLS = 2  # then polls whose CPU is taken (scrapes only)
 PHASE_SECONDS = 240.0  # bound of each phase
 READY_SECONDS = 300.0
 SAVE_SECONDS = 240.0  # bound on waiting for the last save before the kill
 QUIET_SECONDS = 1.0  # the state file unchanged this long: saved
-RSS_EVERY = 0.5
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=120)
 TARGETS = ("exporter", "exporter --state.file", "afternoon exporter")
 
-# The targets of issue 14.
-P99_TARGETS = {100_000: 0.010, 1_000_000: 0.025}
-STALL_TARGET, STALL_AT = 0.050, 1_000_000
-STATE_CPU_RATIO = 1.3  # poll CPU with the state file / without
-CPU_RATIO = 0.5  # later poll CPU per status / the afternoon exporter's
-RSS_TARGET_MB, RSS_AT = 200.0, 1_000_000
-PEAK_RATIO = 1.3  # peak RSS / steady
-RESTART_TARGET, RESTART_AT = 5.0, 1_000_000
-
-LAST_SUCCESS = re.compile(rb"^upload_poll_last_success_timestamp_seconds\{[^}]*\} (\S+)$", re.M)
 COUNTS = re.compile(rb"^upload_tasks(?:_completed_total|_failed_total)?\{.*$", re.M)
 
 
@@ -77,6 +66,7 @@ class Figure:
     polls: int = 0
     scrapes: list[float] | None = None
     lags: list[float] | None = None
+    stalls: Placement | None = None
     rss_mb: float = float("nan")
     peak_rss_mb: float = float("nan")
     cpu_per_status: float = float("nan")  # seconds
@@ -99,92 +89,10 @@ class Restart:
     peak_rss_mb: float = float("nan")
 
 
-class Watch:
-    """Scrapes one exporter on a schedule; notes each new poll's end with the process's CPU then."""
-
-    def __init__(self, session: aiohttp.ClientSession, url: str, pid: int) -> None:
-        self.session, self.url, self.pid = session, url, pid
-        self.scrapes: list[float] = []
-        self.ends: list[tuple[float, float]] = []  # (monotonic time, CPU seconds) when a poll's end was seen
-        self.last_success = -1.0
-        self.rss: list[float] = []
-        self.errors = 0
-
-    async def scrape(self, due: float, gate: asyncio.Semaphore) -> None:
-        async with gate:
-            try:
-                async with self.session.get(self.url) as resp:
-                    body = await resp.read()
-            except (aiohttp.ClientError, TimeoutError):
-                self.errors += 1
-                return
-        self.scrapes.append(time.monotonic() - due)
-        match = LAST_SUCCESS.search(body)
-        value = float(match.group(1)) if match else -1.0
-        if value > self.last_success:
-            if self.last_success > 0:
-                self.ends.append((time.monotonic(), common.cpu_seconds(self.pid)))
-            self.last_success = value
-
-    async def run(self, stop: asyncio.Event, seconds: float) -> None:
-        """Scrape every SCRAPE_EVERY until `stop` (or `seconds`), and sample RSS."""
-        gate = asyncio.Semaphore(SCRAPES_IN_FLIGHT)
-        pending: set[asyncio.Task[None]] = set()
-        start = due = time.monotonic()
-        next_rss = due
-        for _ in range(int(seconds / SCRAPE_EVERY)):
-            if stop.is_set():
-                break
-            pending.add(asyncio.create_task(self.scrape(due, gate)))
-            pending = {t for t in pending if not t.done()}
-            if due >= next_rss and due - start > 1.0:
-                self.rss.append(common.rss_mb(self.pid))
-                next_rss = due + RSS_EVERY
-            due += SCRAPE_EVERY
-            await asyncio.sleep(max(0.0, due - time.monotonic()))
-        await asyncio.gather(*pending)
-
-    async def polls(self, count: int, seconds: float) -> None:
-        """Until `count` more poll ends were seen (bounded)."""
-        want = len(self.ends) + count
-        deadline = time.monotonic() + seconds
-        while len(self.ends) < want:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{len(self.ends) - want + count} of {count} polls ended in {seconds:.0f} s")
-            await asyncio.sleep(0.05)
-
-
-async def lag_probe(url: str, stop: asyncio.Event, seconds: float) -> list[float]:
-    """Answer times of `url` asked every PROBE_EVERY, one at a time, each wait also standing for the
-    probes it held back (so the figures are those of probes sent on schedule)."""
-    lags: list[float] = []
-    deadline = time.monotonic() + seconds
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1), timeout=REQUEST_TIMEOUT) as session:
-        for _ in range(int(seconds / PROBE_EVERY)):
-            if stop.is_set() or time.monotonic() > deadline:
-                break
-            started = time.monotonic()
-            try:
-                async with session.get(url) as resp:
-                    await resp.read()
-            except (aiohttp.ClientError, TimeoutError):
-                continue
-            took = time.monotonic() - started
-            lags.append(took)
-            held = took - PROBE_EVERY
-            for _ in range(int(took / PROBE_EVERY)):
-                if held <= PROBE_EVERY:
-                    break
-                lags.append(held)
-                held -= PROBE_EVERY
-            await asyncio.sleep(max(0.0, PROBE_EVERY - took))
-    return lags
-
-
-async def asked_between(session: aiohttp.ClientSession, control: str, start: float, end: float) -> int:
+async def asked_log(session: aiohttp.ClientSession, control: str) -> list[tuple[float, int]]:
+    """The simulator's requests: (monotonic time received, IDs asked)."""
     async with session.get(f"{control}asked") as resp:
-        asked = (await resp.json())["asked"]
-    return sum(int(n) for at, n in asked if start < at <= end)
+        return [(float(at), int(n)) for at, n in (await resp.json())["asked"]]
 
 
 async def control(session: aiohttp.ClientSession, control_url: str, action: str) -> None:
@@ -276,7 +184,8 @@ class Run:
         try:
             await watch.polls(LOAD_POLLS, PHASE_SECONDS)
             probe_stop.set()
-            figure.lags = await probe
+            probed = await probe
+            figure.lags = probed.lags
             first = watch.ends[-1]
             await watch.polls(CPU_POLLS, PHASE_SECONDS)
             last = watch.ends[-1]
@@ -288,7 +197,9 @@ class Run:
         figure.scrapes = watch.scrapes
         figure.rss_mb = common.median(watch.rss) if watch.rss else float("nan")
         figure.peak_rss_mb = common.rss_mb(proc.pid, "VmHWM")
-        figure.statuses = await asked_between(self.session, self.control, first[0], last[0])
+        asked = await asked_log(self.session, self.control)
+        figure.statuses = sum(n for at, n in asked if first[0] < at <= last[0])
+        figure.stalls = place(probed.stalls, [at for at, _ in watch.ends], [at for at, _ in asked])
         figure.cpu_per_status = (last[1] - first[1]) / max(1, figure.statuses)
 
     async def restart(self, proc: subprocess.Popen[bytes], port: int, metrics_url: str, log: Path) -> Restart:
@@ -380,98 +291,3 @@ async def measure(tasks: int) -> tuple[list[Figure], Restart | None]:
         finally:
             common.stop(sim)
     return figures, restart
-
-
-# -- report -------------------------------------------------------------------------------
-
-Result = tuple[list[Figure], Restart | None]
-
-
-def div(a: float, b: float) -> float:
-    return a / b if b > 0 else float("nan")
-
-
-def ratio(ours: float, theirs: float) -> str:
-    return f"{div(ours, theirs):.2f}x"
-
-
-def report(results: list[Result]) -> list[tuple[str, bool, str]]:
-    """Print the tables; the targets of issue 14 as (what, met, figure)."""
-    ms = common.ms
-    rows, notes = [], []
-    for figures, _ in results:
-        afternoon = figures[-1]
-        for f in figures:
-            rows.append([f"{f.tasks:,}", f.target, str(f.polls), str(len(f.scrapes or [])), ms(f.scrape(0.5)),
-                         ms(f.scrape(0.99)), ms(f.scrape(1.0)), ratio(f.scrape(0.99), afternoon.scrape(0.99)),
-                         ms(f.lag(0.99)), ms(f.lag(1.0)), f"{f.rss_mb:.1f}", f"{f.peak_rss_mb:.1f}",
-                         f"{f.cpu_per_status * 1e6:.2f}", ratio(f.cpu_per_status, afternoon.cpu_per_status)])
-            if f.error:
-                notes.append(f"  {f.tasks:,} {f.target}: {f.error}")
-    intervals = ", ".join(f"{INTERVALS.get(fs[0].tasks, 5.0):g} s at {fs[0].tasks:,}" for fs, _ in results)
-    common.table(
-        f"/metrics while later polls run ({CHURN_PER_INTERVAL:.0%} of tasks change state per interval: {intervals}); "
-        f"scraped every {SCRAPE_EVERY * 1000:.0f} ms (open loop), lag probe every {PROBE_EVERY * 1000:.0f} ms "
-        f"(/-/healthy; the afternoon exporter's server thread: /favicon.ico) over {LOAD_POLLS} polls, "
-        f"CPU over the {CPU_POLLS} after them",
-        ["tasks", "exporter", "polls", "scrapes", "p50 ms", "p99 ms", "max ms", "p99/afternoon", "lag p99 ms",
-         "lag max ms", "RSS MB", "peak RSS MB", "CPU us/status", "CPU/afternoon"], rows)
-    for note in notes:
-        print(note)
-    restarts = [r for _, r in results if r is not None]
-    if restarts:
-        common.table("Restart with --state.file: SIGKILL after its last save, then started again (seconds from "
-                     "the start)",
-                     ["tasks", "/metrics restored s", "/-/ready s", "peak RSS MB"],
-                     [[f"{r.tasks:,}", f"{r.restored_s:.1f}", f"{r.ready_s:.1f}", f"{r.peak_rss_mb:.1f}"]
-                      for r in restarts])
-        for r in restarts:
-            if r.error:
-                print(f"  {r.tasks:,}: {r.error}")
-    return checks(results)
-
-
-def checks(results: list[Result]) -> list[tuple[str, bool, str]]:
-    ms = common.ms
-    out: list[tuple[str, bool, str]] = []
-    cpu_ratios, state_ratios = [], []
-    for figures, restart in results:
-        plain, stated, afternoon = figures
-        n = plain.tasks
-        limit = P99_TARGETS.get(n)
-        if limit is not None:
-            worst = max(plain.scrape(0.99), stated.scrape(0.99))
-            out.append((f"/metrics p99 while polls run at {n:,} tasks <= {limit * 1000:.0f} ms and <= the afternoon "
-                        "exporter's, with and without --state.file",
-                        worst <= limit and worst <= afternoon.scrape(0.99),
-                        f"{ms(plain.scrape(0.99))} ms, {ms(stated.scrape(0.99))} ms with the state file "
-                        f"(afternoon {ms(afternoon.scrape(0.99))} ms)"))
-        if n == STALL_AT:
-            stall = max(plain.lag(1.0), stated.lag(1.0))
-            out.append((f"longest event-loop stall at {n:,} tasks <= {STALL_TARGET * 1000:.0f} ms",
-                        stall <= STALL_TARGET,
-                        f"{ms(plain.lag(1.0))} ms, {ms(stated.lag(1.0))} ms with the state file"))
-        if n == RSS_AT:
-            rss = max(plain.rss_mb, stated.rss_mb)
-            out.append((f"RSS at {n:,} tasks <= {RSS_TARGET_MB:.0f} MB", rss <= RSS_TARGET_MB,
-                        f"{plain.rss_mb:.1f} MB, {stated.rss_mb:.1f} MB with the state file "
-                        f"(afternoon {afternoon.rss_mb:.1f} MB)"))
-            peaks = [div(plain.peak_rss_mb, plain.rss_mb), div(stated.peak_rss_mb, stated.rss_mb)]
-            if restart is not None:
-                peaks.append(div(restart.peak_rss_mb, stated.rss_mb))
-            out.append((f"peak RSS at {n:,} tasks <= {PEAK_RATIO}x steady (runs and restart)",
-                        max(peaks) <= PEAK_RATIO, "x" + ", x".join(f"{p:.2f}" for p in peaks)))
-        if n == RESTART_AT:
-            ready = restart.ready_s if restart is not None else float("nan")
-            restored = restart.restored_s if restart is not None else float("nan")
-            out.append((f"restart at {n:,} tasks with the state file ready within {RESTART_TARGET:g} s",
-                        ready <= RESTART_TARGET,
-                        f"ready after {ready:.1f} s, /metrics restored after {restored:.1f} s"))
-        state_ratios.append((n, div(stated.cpu_per_status, plain.cpu_per_status)))
-        cpu_ratios.append((n, div(plain.cpu_per_status, afternoon.cpu_per_status)))
-    out.append((f"poll CPU with the state file <= {STATE_CPU_RATIO}x without",
-                all(r <= STATE_CPU_RATIO for _, r in state_ratios),
-                ", ".join(f"x{r:.2f} at {n:,}" for n, r in state_ratios)))
-    out.append((f"later poll CPU per status <= {CPU_RATIO}x the afternoon exporter's",
-                all(r <= CPU_RATIO for _, r in cpu_ratios), ", ".join(f"x{r:.2f} at {n:,}" for n, r in cpu_ratios)))
-    return out
