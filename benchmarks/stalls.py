@@ -16,7 +16,8 @@ afternoon exporter (benchmarks/afternoon.py). For each, once its first poll is d
 - then, with the probe off, CPU (utime + stime from /proc) is taken at the end of each of
   the next CPU_POLLS polls and divided by the statuses the simulator was asked in between;
 - RSS (VmRSS) is sampled all through (steady: the median) and its peak (VmHWM) read at the end.
-With the state file, the exporter is then killed (SIGKILL) once the simulator is paused, a
+With the state file, the measure starts once the first poll's save is done (its time from ready
+is printed), and the exporter is afterwards killed (SIGKILL) once the simulator is paused, a
 poll that started after the pause is done and the state file is quiet, and started again:
 the time until `/-/ready` answers 200 and until /metrics shows the counts it had (tasks by
 state, completed and failed counters) is the restart time. The tables and the targets of
@@ -71,6 +72,7 @@ class Figure:
     peak_rss_mb: float = float("nan")
     cpu_per_status: float = float("nan")  # seconds
     statuses: int = 0  # asked during the CPU polls
+    first_save_s: float = float("nan")  # with the state file: from ready until the first poll's save was done
 
 
     def scrape(self, q: float) -> float:
@@ -82,8 +84,9 @@ class Figure:
 
 @dataclass
 class Restart:
+    """With the state file: killed after its last save and started again (errors go to its Figure)."""
+
     tasks: int
-    error: str = ""
     ready_s: float = float("nan")
     restored_s: float = float("nan")
     peak_rss_mb: float = float("nan")
@@ -162,6 +165,8 @@ class Run:
         try:
             port = common.free_port()
             proc, metrics_url, probe_url = await self.start(target, port, log)
+            if target.endswith("--state.file"):
+                figure.first_save_s = await self.first_save(metrics_url)
             await control(self.session, self.control, "start")
             await self.watch(figure, proc, metrics_url, probe_url)
             if target.endswith("--state.file"):
@@ -201,6 +206,15 @@ class Run:
         figure.statuses = sum(n for at, n in asked if first[0] < at <= last[0])
         figure.stalls = place(probed.stalls, [at for at, _ in watch.ends], [at for at, _ in asked])
         figure.cpu_per_status = (last[1] - first[1]) / max(1, figure.statuses)
+
+    async def first_save(self, metrics_url: str) -> float:
+        """Seconds from ready until the first poll's save is done (the file quiet): the later polls
+        are measured after it, so their figures hold only what each later poll saves."""
+        started = time.monotonic()
+        if await self.until(READY_SECONDS, lambda: self.polled_since(metrics_url, 0.0)) is None:
+            raise RuntimeError(f"no poll ended within {READY_SECONDS:.0f} s of ready")
+        await self.quiet(SAVE_SECONDS)
+        return time.monotonic() - started - QUIET_SECONDS
 
     async def restart(self, proc: subprocess.Popen[bytes], port: int, metrics_url: str, log: Path) -> Restart:
         """Kill the exporter once it saved everything, start it again, time it to ready and restored."""
