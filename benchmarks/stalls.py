@@ -13,8 +13,9 @@ afternoon exporter (benchmarks/afternoon.py). For each, once its first poll is d
   which prometheus_client answers without rendering (benchmarks/watch.py). Each stall is
   placed in its poll: while the poll was still asking the simulator, or after its last request
   (applying, saving);
-- then, with the probe off, CPU (utime + stime from /proc) is taken at the end of each of
-  the next CPU_POLLS polls and divided by the statuses the simulator was asked in between;
+- then, with the probe off and scrapes every 0.5 s, CPU (utime + stime from /proc) is taken at
+  the end of each of the next CPU_POLLS polls and divided by the statuses the simulator was
+  asked in between;
 - RSS (VmRSS) is sampled all through (steady: the median) and its peak (VmHWM) read at the end.
 With the state file, the measure starts once the first poll's save is done (its time from ready
 is printed), and the exporter is afterwards killed (SIGKILL) once the simulator is paused, a
@@ -42,7 +43,7 @@ import aiohttp
 import yaml
 
 from benchmarks import common
-from benchmarks.watch import LAST_SUCCESS, Placement, Watch, lag_probe, place
+from benchmarks.watch import LAST_SUCCESS, QUIET_SCRAPE_EVERY, Placement, Watch, lag_probe, place
 
 SIZES = (100_000, 1_000_000)
 INTERVALS = {100_000: 5.0, 1_000_000: 10.0}  # seconds between polls, for both exporters
@@ -191,6 +192,7 @@ class Run:
             probe_stop.set()
             probed = await probe
             figure.lags = probed.lags
+            watch.every = QUIET_SCRAPE_EVERY
             first = watch.ends[-1]
             await watch.polls(CPU_POLLS, PHASE_SECONDS)
             last = watch.ends[-1]

@@ -22,6 +22,7 @@ import aiohttp
 from benchmarks import common
 
 SCRAPE_EVERY = 0.05
+QUIET_SCRAPE_EVERY = 0.5  # while CPU is taken: enough to see polls end, little CPU of its own
 SCRAPES_IN_FLIGHT = 32  # open-loop scrapes waiting at once, at most
 PROBE_EVERY = 0.005
 RSS_EVERY = 0.5
@@ -41,6 +42,7 @@ class Watch:
         self.last_success = -1.0
         self.rss: list[float] = []
         self.errors = 0
+        self.every = SCRAPE_EVERY  # may be raised while running
 
     async def scrape(self, due: float, gate: asyncio.Semaphore) -> None:
         async with gate:
@@ -59,7 +61,7 @@ class Watch:
             self.last_success = value
 
     async def run(self, stop: asyncio.Event, seconds: float) -> None:
-        """Scrape every SCRAPE_EVERY until `stop` (or `seconds`), and sample RSS."""
+        """Scrape every `self.every` until `stop` (or `seconds`), and sample RSS."""
         gate = asyncio.Semaphore(SCRAPES_IN_FLIGHT)
         pending: set[asyncio.Task[None]] = set()
         due = time.monotonic()
@@ -72,7 +74,7 @@ class Watch:
             if due >= next_rss:
                 self.rss.append(common.rss_mb(self.pid))
                 next_rss = due + RSS_EVERY
-            due += SCRAPE_EVERY
+            due += self.every
             await asyncio.sleep(max(0.0, due - time.monotonic()))
         await asyncio.gather(*pending)
 
