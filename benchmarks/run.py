@@ -1,7 +1,8 @@
 """The benchmark: prints the figures, each beside the baseline measured in the same run.
 
-    python -m benchmarks.run                  every section (about N minutes on 2 cores)
+    python -m benchmarks.run                  every section (about seven minutes on 2 cores)
     python -m benchmarks.run --only stalls    one section (or several, comma-separated)
+    python -m benchmarks.run --only stalls --stalls-tasks 100000    the stalls section at one size
     python -m benchmarks.run --auth           only the basic-auth flood section (same as --only auth)
     python -m benchmarks.run --profile        also profile the Yandex Direct ingest (pyinstrument)
 
