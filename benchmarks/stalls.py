@@ -240,8 +240,9 @@ class Run:
             async with self.session.get(metrics_url.replace("/metrics", "/-/ready")) as resp:
                 return resp.status == 200
 
-        restored_at = await self.until(READY_SECONDS, restored)
-        ready_at = await self.until(READY_SECONDS, ready)
+        # Both watched at once: each time is when its own check first held.
+        restored_at, ready_at = await asyncio.gather(self.until(READY_SECONDS, restored),
+                                                     self.until(READY_SECONDS, ready))
         if restored_at is None or ready_at is None:
             raise RuntimeError(f"not ready or restored within {READY_SECONDS:.0f} s of the restart")
         result.restored_s, result.ready_s = restored_at - started, ready_at - started
