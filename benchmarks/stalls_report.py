@@ -62,6 +62,10 @@ def report(results: list[Result]) -> list[tuple[str, bool, str]]:
                      ["tasks", "first save s", "/metrics restored s", "/-/ready s", "restart peak RSS MB"],
                      [[f"{r.tasks:,}", f"{f.first_save_s:.1f}", f"{r.restored_s:.1f}", f"{r.ready_s:.1f}",
                        f"{r.peak_rss_mb:.1f}"] for f, r in restarts])
+        for _, r in restarts:
+            if r.ready_s < r.restored_s:
+                print(f"  {r.tasks:,}: /-/ready answered 200 {r.restored_s - r.ready_s:.1f} s before /metrics showed "
+                      "the saved counts")
     return checks(results)
 
 
@@ -98,8 +102,10 @@ def checks(results: list[Result]) -> list[tuple[str, bool, str]]:
         if n == RESTART_AT:
             ready = restart.ready_s if restart is not None else float("nan")
             restored = restart.restored_s if restart is not None else float("nan")
-            out.append((f"restart at {n:,} tasks with the state file ready within {RESTART_TARGET:g} s",
-                        ready <= RESTART_TARGET,
+            # Ready means restored: a /-/ready that answers 200 while /metrics still shows partial
+            # counts does not meet it, so the later of the two is what is checked.
+            out.append((f"restart at {n:,} tasks with the state file ready, and /metrics restored, within "
+                        f"{RESTART_TARGET:g} s", max(ready, restored) <= RESTART_TARGET,
                         f"ready after {ready:.1f} s, /metrics restored after {restored:.1f} s"))
         state_ratios.append((n, div(stated.cpu_per_status, plain.cpu_per_status)))
         cpu_ratios.append((n, div(plain.cpu_per_status, afternoon.cpu_per_status)))
