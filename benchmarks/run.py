@@ -1,6 +1,6 @@
 """The benchmark: prints the figures, each beside the baseline measured in the same run.
 
-    python -m benchmarks.run                  every section (about seven minutes on 2 cores)
+    python -m benchmarks.run                  every section (about eight minutes on 2 cores)
     python -m benchmarks.run --only stalls    one section (or several, comma-separated)
     python -m benchmarks.run --only stalls --stalls-tasks 100000    the stalls section at one size
     python -m benchmarks.run --auth           only the basic-auth flood section (same as --only auth)
