@@ -1,8 +1,10 @@
 """The benchmark: prints the figures, each beside the baseline measured in the same run.
 
-    python -m benchmarks.run             every section (about three minutes on 2 cores)
-    python -m benchmarks.run --auth      only the basic-auth flood section (about a minute)
-    python -m benchmarks.run --profile   also profile the Yandex Direct ingest (pyinstrument)
+    python -m benchmarks.run                  every section (about eight minutes on 2 cores)
+    python -m benchmarks.run --only stalls    one section (or several, comma-separated)
+    python -m benchmarks.run --only stalls --stalls-tasks 100000    the stalls section at one size
+    python -m benchmarks.run --auth           only the basic-auth flood section (same as --only auth)
+    python -m benchmarks.run --profile        also profile the Yandex Direct ingest (pyinstrument)
 
 Exits 1 when a target is missed. Every server is on 127.0.0.1 and stops with the run.
 """
@@ -15,8 +17,9 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Awaitable, Callable
 
-from benchmarks import auth, calls, common, ingest, ratecap, scale, tombstones
+from benchmarks import auth, calls, common, ingest, ratecap, scale, stalls, stalls_report, tombstones
 from exporter.core.memory import tune_collector
 
 CALL_TASKS, CALL_CYCLES = 1_000, 4
@@ -35,21 +38,11 @@ AUTH_FLOOD_RATIO = 3.0  # authorised /metrics p99 under a wrong-password flood, 
 POLL_NOISE = 1.2  # allowance on poll CPU growth for run-to-run noise in CPU time (tens of percent on shared machines)
 
 
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.2f}"
+ms, table = common.ms, common.table
+Checks = list[tuple[str, bool, str]]
 
 
-def table(title: str, header: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
-    print(f"\n{title}")
-    for row in [header, ["-" * w for w in widths], *rows]:
-        print("  ".join(str(c).rjust(w) for c, w in zip(row, widths, strict=True)))
-
-
-async def run(profile: bool) -> list[tuple[str, bool, str]]:
-    checks: list[tuple[str, bool, str]] = []
-    tune_collector()  # what is measured in this process runs with the daemon's collector settings
-
+async def section_calls(checks: Checks) -> None:
     figures = [await calls.measure(p, CALL_TASKS, CALL_CYCLES) for p in common.SIMULATORS]
     table(f"API calls per poll cycle: {CALL_TASKS:,} tasks a provider, {CALL_CYCLES} polls 60 s apart",
           ["provider", "batch cap", "calls", "minimum", "calls/minimum", "baseline calls", "baseline/ours"],
@@ -58,6 +51,8 @@ async def run(profile: bool) -> list[tuple[str, bool, str]]:
     worst = max(f.calls / f.minimum for f in figures)
     checks.append(("API calls per cycle / theoretical minimum = 1.00", worst == 1.0, f"worst {worst:.2f}"))
 
+
+async def section_scale(checks: Checks) -> None:
     sizes = [await scale.measure(n) for n in SIZES]
     table(f"/metrics latency in ms over loopback ({scale.SCRAPES} scrapes; aggregate series, per-task series off)",
           ["tasks", "p50", "p99", "p50 after change", "p99 after change", "body bytes", "baseline p50",
@@ -94,6 +89,8 @@ async def run(profile: bool) -> list[tuple[str, bool, str]]:
                    scrape_growth <= growth and poll_growth <= growth * POLL_NOISE,
                    f"x{scrape_growth:.1f} and x{poll_growth:.1f} for x{growth:.0f} tasks"))
 
+
+async def section_ingest(checks: Checks) -> None:
     ingests = [await ingest.measure(p, n, INGEST_BASELINE_TASKS) for p, n in INGEST.items()]
     table("Ingest: statuses parsed and applied per CPU second (recorded answers replayed, best of "
           f"{ingest.ROUNDS}; baseline: one-task answers into per-task Gauges)",
@@ -104,6 +101,8 @@ async def run(profile: bool) -> list[tuple[str, bool, str]]:
     checks.append(("Yandex Direct ingest >= 100,000 statuses/s on one core", yandex.per_second >= INGEST_TARGET,
                    f"{yandex.per_second:,.0f}/s"))
 
+
+async def section_ratecap(checks: Checks) -> None:
     rate = await ratecap.measure(RATE_JOBS)
     table(f"Alibaba Cloud VOD call rate: {rate.jobs:,} jobs in {ratecap.SETS} sets on one account, "
           f"cap {rate.cap:.0f}/s",
@@ -114,18 +113,14 @@ async def run(profile: bool) -> list[tuple[str, bool, str]]:
     checks.append((f"VOD calls in any one second <= {rate.cap:.0f}", rate.max_per_second <= rate.cap,
                    f"{rate.max_per_second} (baseline {rate.baseline_max_per_second})"))
 
+
+async def section_tombstones(checks: Checks) -> None:
     tombs = [(n, tombstones.bytes_per_tombstone(n)) for n in TOMBSTONE_COUNTS]
     table(f"Tombstones: traced bytes per forgotten ID beyond the ID string ({tombstones.HOURS} distinct hours)",
           ["tombstones", "bytes each"], [[f"{n:,}", f"{b:.1f}"] for n, b in tombs])
     worst_tomb = max(b for _, b in tombs)
     checks.append((f"a tombstone <= {TOMBSTONE_TARGET_BYTES} bytes beyond its ID",
                    worst_tomb <= TOMBSTONE_TARGET_BYTES, f"{worst_tomb:.1f} bytes"))
-
-    await auth_section(checks)
-
-    if profile:
-        await profile_ingest()
-    return checks
 
 
 async def auth_section(checks: list[tuple[str, bool, str]]) -> None:
@@ -143,9 +138,27 @@ async def auth_section(checks: list[tuple[str, bool, str]]) -> None:
                    f"{ms(a.flood_p99)} ms vs {ms(a.quiet_p99)} ms ({a.flood_p99 / a.quiet_p99:.1f}x)"))
 
 
-async def run_auth() -> list[tuple[str, bool, str]]:
-    checks: list[tuple[str, bool, str]] = []
-    await auth_section(checks)
+async def section_stalls(checks: Checks, sizes: tuple[int, ...] = stalls.SIZES) -> None:
+    results = [await stalls.measure(n) for n in sizes]
+    checks.extend(stalls_report.report(results))
+
+
+SECTIONS: dict[str, Callable[[Checks], Awaitable[None]]] = {
+    "calls": section_calls, "scale": section_scale, "ingest": section_ingest, "ratecap": section_ratecap,
+    "tombstones": section_tombstones, "auth": auth_section, "stalls": section_stalls,
+}
+
+
+async def run(sections: list[str], profile: bool, stall_tasks: tuple[int, ...]) -> Checks:
+    checks: Checks = []
+    tune_collector()  # what is measured in this process runs with the daemon's collector settings
+    for name in sections:
+        if name == "stalls" and stall_tasks:
+            await section_stalls(checks, stall_tasks)
+        else:
+            await SECTIONS[name](checks)
+    if profile:
+        await profile_ingest()
     return checks
 
 
@@ -164,11 +177,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", action="store_true", help="profile the Yandex Direct ingest with pyinstrument")
     parser.add_argument("--auth", action="store_true", help="run only the basic-auth flood section")
+    parser.add_argument("--only", default=",".join(SECTIONS),
+                        help=f"comma-separated sections to run, in order (default: all of {','.join(SECTIONS)})")
+    parser.add_argument("--stalls-tasks", default="",
+                        help=f"comma-separated task counts for the stalls section (default: "
+                             f"{','.join(str(n) for n in stalls.SIZES)})")
     args = parser.parse_args()
+    sections = ["auth"] if args.auth else [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = [s for s in sections if s not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown sections {', '.join(unknown)}; known: {', '.join(SECTIONS)}")
+    stall_tasks = tuple(int(n) for n in args.stalls_tasks.split(",") if n.strip())
     started = time.monotonic()
     print(f"upload-status-exporter benchmark: Python {platform.python_version()}, {os.cpu_count()} cores, "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
-    checks = asyncio.run(run_auth() if args.auth else run(args.profile))
+    checks = asyncio.run(run(sections, args.profile, stall_tasks))
     print("\nTargets")
     for what, ok, figure in checks:
         print(f"  {'met   ' if ok else 'MISSED'}  {what}: {figure}")

@@ -1,6 +1,8 @@
 """Child processes of the benchmark, so that what is measured runs alone in its process.
 
     python -m benchmarks.serve simulator --tasks N --ids-file F   prints the simulator's URL
+    python -m benchmarks.serve churn --tasks N --ids-file F --churn-seconds S
+                                    likewise, tasks finishing over S seconds once started (benchmarks/churn.py)
     python -m benchmarks.serve baseline --endpoint URL --port P   prints "ready" once serving
     python -m benchmarks.serve auth-baseline --port P --hash H    basic auth checked on the event loop
 
@@ -23,6 +25,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from benchmarks import common
 from benchmarks.baseline import HandWrittenExporter
+from benchmarks.churn import ChurnSimulator
 from exporter.simulator.yandex_direct import YandexDirectSimulator
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -32,6 +35,13 @@ async def simulator(tasks: int, ids_file: Path) -> None:
     sim = common.make_simulator(YandexDirectSimulator.name)
     ids = common.add_mixed_tasks(sim, tasks)
     ids_file.write_text("".join(f"{i}\n" for i in ids))
+    print(await sim.start(), flush=True)
+    await asyncio.Event().wait()
+
+
+async def churn(tasks: int, ids_file: Path, churn_seconds: float) -> None:
+    sim = ChurnSimulator(tasks, churn_seconds)
+    ids_file.write_text("".join(f"{i}\n" for i in sim.tasks))
     print(await sim.start(), flush=True)
     await asyncio.Event().wait()
 
@@ -76,6 +86,10 @@ def main() -> None:
     sim = sub.add_parser("simulator")
     sim.add_argument("--tasks", type=int, required=True)
     sim.add_argument("--ids-file", type=Path, required=True)
+    moving = sub.add_parser("churn")
+    moving.add_argument("--tasks", type=int, required=True)
+    moving.add_argument("--ids-file", type=Path, required=True)
+    moving.add_argument("--churn-seconds", type=float, required=True)
     base = sub.add_parser("baseline")
     base.add_argument("--endpoint", required=True)
     base.add_argument("--port", type=int, required=True)
@@ -87,6 +101,8 @@ def main() -> None:
         auth_baseline(args.port, args.hash.encode())
     elif args.role == "simulator":
         asyncio.run(simulator(args.tasks, args.ids_file))
+    elif args.role == "churn":
+        asyncio.run(churn(args.tasks, args.ids_file, args.churn_seconds))
     else:
         start_http_server(args.port, addr="127.0.0.1", registry=asyncio.run(baseline(args.endpoint)))
         print("ready", flush=True)
