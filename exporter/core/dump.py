@@ -6,28 +6,26 @@ The store calls these on the event loop; the sink writes and reads off it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from exporter.core.model import TaskState
 from exporter.core.records import TaskRecord
 from exporter.core.sink import SavedSet, SetChanges
-from exporter.core.tasks import SCAN_CHUNK, SetState
+from exporter.core.tasks import SetState
 
 
-def changes_steps(st: SetState, out: list[SetChanges]) -> Iterator[None]:
-    """What changed since the last call, as one SetChanges appended to `out`, a chunk at a time."""
+def take_changes(st: SetState) -> tuple[list[str], SetChanges]:
+    """The tasks changed since the last call, and everything else that changed with them."""
     ids = list(st.dirty)
     st.dirty = set()
     buried, unburied = st.tombstones.take_changes()
-    rows: list[tuple[Any, ...]] = []
-    for start in range(0, len(ids), SCAN_CHUNK):
-        for task_id in ids[start:start + SCAN_CHUNK]:
-            rec = st.tasks.get(task_id)
-            if rec is not None:
-                rows.append(rec.row(task_id))
-        yield
-    out.append(SetChanges(st.name, st.provider, json.dumps(aggregates(st)), rows, buried, unburied))
+    return ids, SetChanges(st.name, st.provider, json.dumps(aggregates(st)), buried, unburied)
+
+
+def rows(st: SetState, task_ids: Sequence[str]) -> list[tuple[Any, ...]]:
+    """The state-file rows of these tasks (those still tracked)."""
+    return [rec.row(task_id) for task_id in task_ids if (rec := st.tasks.get(task_id)) is not None]
 
 
 def aggregates(st: SetState) -> dict[str, Any]:
@@ -62,7 +60,7 @@ def restore(st: SetState, saved: SavedSet) -> None:
         setattr(st, key, data[key])
     for task_id, state, hour in saved.tombstones:
         st.tombstones.put(task_id, state, hour)
-    st.baselined = st.restored = True
+    st.baselined = True
 
 
 def restore_rows(st: SetState, rows: Iterable[tuple[Any, ...]]) -> None:

@@ -41,6 +41,10 @@ T = TypeVar("T")
 MAX_BODY_BYTES = 32 * 1024 * 1024
 RETRY_AFTER_CAP_SECONDS = 300.0
 READ_CHUNK = 1 << 16
+# A larger answer is parsed on a worker thread: a 10,000-task page takes tens of milliseconds,
+# which on the event loop would hold up every scrape; off it, the loop gets the interpreter
+# back every few milliseconds.
+PARSE_OFF_LOOP_BYTES = 256 * 1024
 
 Observer = Callable[[str, "str | None"], None]
 
@@ -154,7 +158,10 @@ class HttpClient:
         where = safe_where(url)
         try:
             response = await self._send(method, url, where, params, data, json_body, headers)
-            result = parse(response)
+            if len(response.body) > PARSE_OFF_LOOP_BYTES:
+                result = await asyncio.to_thread(parse, response)
+            else:
+                result = parse(response)
         except ProviderError as err:
             self._observe(err.result, err.api_code)
             if isinstance(err, Throttled):

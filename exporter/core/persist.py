@@ -13,7 +13,7 @@ import asyncio
 import json
 import logging
 import sqlite3
-from collections.abc import Callable, Collection
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -88,12 +88,22 @@ class StateFile:
         await self._run(self._db.close)
         self._thread.shutdown()
 
-    async def save(self, changes: SetChanges) -> None:
-        await self._run(lambda: self._save(changes))
+    async def save(self, changes: SetChanges, rows: AsyncIterator[Sequence[tuple[Any, ...]]]) -> None:
+        """One transaction, written a chunk of rows at a time: memory is bounded by the chunk, and a
+        stop half-way leaves the file as it was."""
+        try:
+            async for chunk in rows:
+                await self._run(lambda chunk=chunk: self._write_rows(changes.name, chunk))  # type: ignore[misc]
+            await self._run(lambda: self._finish(changes))
+        except BaseException:
+            await asyncio.shield(self._run(self._db.rollback))
+            raise
 
-    def _save(self, c: SetChanges) -> None:
-        with self._db:
-            self._db.executemany(INSERT, [(c.name, *row) for row in c.rows])
+    def _write_rows(self, name: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        self._db.executemany(INSERT, ((name, *row) for row in rows))
+
+    def _finish(self, c: SetChanges) -> None:
+        with self._db:  # commits the rows written before, with the rest
             graves = [(c.name, task_id, state.value, hour) for task_id, state, hour in c.buried]
             self._db.executemany("DELETE FROM tasks WHERE task_set = ? AND task_id = ?", [g[:2] for g in graves])
             self._db.executemany("INSERT OR REPLACE INTO tombstones VALUES (?, ?, ?, ?)", graves)

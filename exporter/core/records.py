@@ -44,8 +44,8 @@ class TaskRecord:
     def from_row(cls, values: Sequence[Any]) -> TaskRecord:
         """A record from FIELDS' values (state already a TaskState)."""
         rec = cls.__new__(cls)
-        for slot, value in zip(FIELDS, values, strict=True):
-            setattr(rec, slot, value)
+        (rec.state, rec.status, rec.fault, rec.message, rec.progress, rec.eta, rec.created, rec.finished,
+         rec.first_seen, rec.last_seen, rec.not_before, rec.misses) = values
         return rec
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -11,12 +11,12 @@ from exporter.core.model import TaskState
 
 @dataclass(frozen=True, slots=True)
 class SetChanges:
-    """What changed in one set since its last save, snapshotted on the event loop."""
+    """What changed in one set since its last save, beside its changed task rows (which come in
+    chunks, built on the event loop while the sink writes the previous ones)."""
 
     name: str
     provider: str
     aggregates: str  # JSON
-    rows: Sequence[tuple[Any, ...]] = ()  # TaskRecord.row() of new and changed tasks
     buried: Sequence[tuple[str, TaskState, int]] = ()  # new or renewed tombstones: ID, final state, hour
     unburied: Sequence[str] = ()  # expired tombstones
 
@@ -38,7 +38,9 @@ class StateSink(Protocol):
         """Up to `limit` task rows (task_id, then FIELDS with the state as a TaskState) after `after`."""
         ...
 
-    async def save(self, changes: SetChanges) -> None: ...
+    async def save(self, changes: SetChanges, rows: AsyncIterator[Sequence[tuple[Any, ...]]]) -> None:
+        """Write the rows (TaskRecord.row() of new and changed tasks) and the changes as one transaction."""
+        ...
 
     async def drop_sets_except(self, keep: Collection[str]) -> None: ...
 

@@ -11,19 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import AsyncIterator, Collection, Iterable, Iterator
+from typing import Any
 
 from exporter.core import dump
 from exporter.core.model import PollOutcome
 from exporter.core.provider import IdSyntax, Vocabulary
-from exporter.core.sink import SetChanges, StateSink
+from exporter.core.sink import StateSink
 from exporter.core.tasks import MISSING, OTHER, SetState
 
 __all__ = ["MISSING", "OTHER", "PollOutcome", "SetState", "StateStore"]
 
 log = logging.getLogger(__name__)
 
-RESTORE_PAGE = 20_000  # saved task rows read and loaded per turn of the event loop
+RESTORE_PAGE = 20_000  # saved task rows read from the sink at a time
+RESTORE_CHUNK = 4_000  # rows loaded between two turns of the event loop
+SAVE_CHUNK = 5_000  # changed task rows built and written at a time
 
 
 def _drain(steps: Iterator[None]) -> None:
@@ -92,10 +95,15 @@ class StateStore:
             dump.restore(st, saved)
         except (KeyError, ValueError, TypeError, AttributeError) as err:
             raise self.sink.damaged(err, f"the aggregates of set {st.name}") from None
-        after = ""
-        while page := await self.sink.rows(st.name, after, RESTORE_PAGE):
-            dump.restore_rows(st, page)
-            after = page[-1][0]
+        # The next page is read on the file's thread while this one is loaded here.
+        page = await self.sink.rows(st.name, "", RESTORE_PAGE)
+        while page:
+            following = asyncio.ensure_future(self.sink.rows(st.name, page[-1][0], RESTORE_PAGE))
+            for start in range(0, len(page), RESTORE_CHUNK):
+                dump.restore_rows(st, page[start:start + RESTORE_CHUNK])
+                await asyncio.sleep(0)
+            page = await following
+        st.restored = True  # ready: everything saved is loaded
         log.info("restored %d tasks and %d tombstones of set %s", len(st.tasks), len(st.tombstones), st.name)
 
     def retain_sets(self, names: Iterable[str]) -> None:
@@ -177,9 +185,13 @@ class StateStore:
             st = self.sets.get(name)
             if st is None:
                 return
-            out: list[SetChanges] = []
-            await _run(dump.changes_steps(st, out))
-            await self.sink.save(out[0])
+            ids, changes = dump.take_changes(st)
+
+            async def chunks() -> AsyncIterator[list[tuple[Any, ...]]]:
+                for start in range(0, len(ids), SAVE_CHUNK):
+                    yield dump.rows(st, ids[start:start + SAVE_CHUNK])
+
+            await self.sink.save(changes, chunks())
 
     async def close(self) -> None:
         """Save every set and close the sink."""
