@@ -22,7 +22,7 @@ is printed), and the exporter is afterwards killed (SIGKILL) once the simulator 
 poll that started after the pause is done and the state file is quiet, and started again:
 the time until `/-/ready` answers 200 and until /metrics shows the counts it had (tasks by
 state, completed and failed counters) is the restart time. The tables and the targets of
-issue 14 are printed by benchmarks/stalls_report.py.
+the design's budgets are printed by benchmarks/stalls_report.py.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""kill -9 with --state.file (issue 12): between polls, mid-poll and right after an acknowledged push.
+"""kill -9 with --state.file: between polls, mid-poll and right after an acknowledged push.
 
 One Yandex Direct simulator on 127.0.0.1 and the exporter as a real process polling it every
 second. Tasks finish while the process is killed and restarted, again and again; once every

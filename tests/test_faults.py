@@ -1,4 +1,4 @@
-"""Fault injection (issue 12): four providers x the faults, against one real exporter process.
+"""Fault injection: four providers x the faults, against one real exporter process.
 
 One exporter polls one task set per provider every second; the four simulators run in this
 process on 127.0.0.1. Each phase switches one fault on in every simulator it applies to,

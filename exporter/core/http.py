@@ -139,7 +139,7 @@ class HttpClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._observe = observe
         self._max_body = max_body_bytes
-        # The account's own proxy; without one the session's trust_env applies HTTP(S)_PROXY/NO_PROXY.
+        # The account's proxy: its own, or the one HTTP(S)_PROXY/NO_PROXY give for its endpoint (core.proxy).
         self._proxy = proxy
         self._proxy_headers = dict(proxy_headers) if proxy_headers else None
 
