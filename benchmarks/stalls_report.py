@@ -1,4 +1,4 @@
-"""The stalls section's tables and its targets (the budgets the core is built for), ratios against the afternoon exporter."""
+"""The stalls section's tables and its targets (the core's budgets), ratios against the afternoon exporter."""
 
 from __future__ import annotations
 
