@@ -214,3 +214,16 @@ def table(title: str, header: list[str], rows: list[list[str]]) -> None:
     print(f"\n{title}")
     for row in [header, ["-" * w for w in widths], *rows]:
         print("  ".join(str(c).rjust(w) for c, w in zip(row, widths, strict=True)))
+
+
+def spawn_logged(children: list[subprocess.Popen[bytes]], log: Path, *args: str) -> subprocess.Popen[bytes]:
+    """A child whose stderr goes to `log` (read when something goes wrong), added to `children`."""
+    with log.open("ab") as err:
+        child = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, stderr=err)
+    children.append(child)
+    return child
+
+
+def tail(log: Path) -> str:
+    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+    return " | ".join(lines[-3:])

@@ -32,7 +32,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -114,19 +113,6 @@ def write_config(workdir: Path, sim_url: str, ids_file: Path, interval: float) -
     return path
 
 
-def spawn_logged(children: list[subprocess.Popen[bytes]], log: Path, *args: str) -> subprocess.Popen[bytes]:
-    """A child whose stderr goes to `log` (read when something goes wrong), added to `children`."""
-    with log.open("ab") as err:
-        child = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, stderr=err)
-    children.append(child)
-    return child
-
-
-def tail(log: Path) -> str:
-    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
-    return " | ".join(lines[-3:])
-
-
 class Run:
     """One size: the simulator, its ID file, and each exporter measured beside it."""
 
@@ -148,12 +134,12 @@ class Run:
         """The target, started and past its first poll: (process, /metrics URL, lag probe URL)."""
         base = f"http://127.0.0.1:{port}"
         if target == "afternoon exporter":
-            proc = spawn_logged(self.children, log, "-m", "benchmarks.afternoon", f"--endpoint={self.sim_url}",
+            proc = common.spawn_logged(self.children, log, "-m", "benchmarks.afternoon", f"--endpoint={self.sim_url}",
                                 f"--ids-file={self.ids_file}", f"--interval={self.interval}", f"--port={port}")
             line = await asyncio.to_thread(common.read_line, proc, READY_SECONDS)
             assert line == "ready", line
             return proc, f"{base}/metrics", f"{base}/favicon.ico"
-        proc = spawn_logged(self.children, log, *self.exporter_args(port, target.endswith("--state.file")))
+        proc = common.spawn_logged(self.children, log, *self.exporter_args(port, target.endswith("--state.file")))
         await common.wait_http(self.session, f"{base}/-/ready", READY_SECONDS)
         return proc, f"{base}/metrics", f"{base}/-/healthy"
 
@@ -173,7 +159,7 @@ class Run:
             if target.endswith("--state.file"):
                 restart = await self.restart(proc, port, metrics_url, log)
         except (RuntimeError, AssertionError, aiohttp.ClientError, OSError, TimeoutError) as err:
-            figure.error = f"{err!r} [{tail(log)}]"
+            figure.error = f"{err!r} [{common.tail(log)}]"
         finally:
             for child in self.children:  # measured: no need to let them stop gently
                 child.kill()
@@ -231,7 +217,7 @@ class Run:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         started = time.monotonic()
-        proc = spawn_logged(self.children, log, *self.exporter_args(port, True))
+        proc = common.spawn_logged(self.children, log, *self.exporter_args(port, True))
 
         async def restored() -> bool:
             return await self.counts(metrics_url) == before

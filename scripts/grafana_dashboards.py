@@ -20,49 +20,25 @@ from grafana_panels import (
     UP_DOWN_MAPPING,
     P,
     Selector,
+    counter_panel,
     dashboard,
     override,
+    provider_counters,
     st,
     stat,
     thresholds,
     variable_ds,
     variable_query,
 )
-
-from exporter.core.provider import CounterSpec
-from exporter.providers import PROVIDERS
-
-TARGET_FILTERS = ('job=~"$job"', 'instance=~"$instance"')
-FAILED = "upload_tasks_failed_total"
-NEVER_MAPPING = [{"type": "value", "options": {"0": {"text": "never", "color": "red", "index": 0}}}]
-
-
-def dedup(expr: str, *labels: str) -> str:
-    """One series per task set (and `labels`) whichever replicas export it: their max."""
-    return f"max by ({', '.join([SET_LABELS, *labels])}) ({expr})"
-
-
-def weighted_progress(q: Selector) -> str:
-    """Progress over all tasks: each set's mean progress weighted by its tracked tasks."""
-    tasks = dedup(f"sum without (state) ({q('upload_tasks')})")
-    return f"sum({dedup(q('upload_tasks_progress_ratio'))} * {tasks}) / sum({tasks})"
-
-
-def failure_ratio(q: Selector, by: str, window: str) -> str:
-    failed_rate = f"rate({q('upload_tasks_failed_total')}[{window}])"
-    done_rate = f"rate({q('upload_tasks_completed_total')}[{window}])"
-    failed = f"sum by ({by}) ({dedup(failed_rate, 'fault_code')})"
-    done = f"sum by ({by}) ({dedup(done_rate)})"
-    return f"{failed} / ({failed} + {done})"
-
-
-def poll_age(q: Selector) -> str:
-    """Seconds since each set's last successful poll; for a set that never succeeded (0), the
-    time its exporter has been running without a success (as UploadPollStale counts it)."""
-    last = q("upload_poll_last_success_timestamp_seconds")
-    started = f"process_start_time_seconds{{{', '.join(TARGET_FILTERS)}}}"
-    return (f"time() - max by (provider, task_set) ({last} > 0) or max by (provider, task_set) "
-            f"(({last} == 0) + on (job, instance) group_left () (time() - {started}))")
+from grafana_queries import (
+    FAILED,
+    NEVER_MAPPING,
+    TARGET_FILTERS,
+    dedup,
+    failure_ratio,
+    poll_age,
+    weighted_progress,
+)
 
 
 def common_panels(q: Selector, by: str, legend: str) -> dict[str, P]:
@@ -154,18 +130,6 @@ def common_panels(q: Selector, by: str, legend: str) -> dict[str, P]:
                                                                                  *([spec.label] if spec.label else [])))
            for provider, spec in provider_counters()},
     }
-
-
-def provider_counters() -> list[tuple[str, CounterSpec]]:
-    """Every provider-specific counter, as its provider declares it."""
-    return [(name, spec) for name, provider in sorted(PROVIDERS.items()) for spec in provider.counters]
-
-
-def counter_panel(provider: str, spec: CounterSpec, by: str, legend: str, rate: str) -> P:
-    labels = [spec.label] if spec.label else []
-    return P("timeseries", spec.title or spec.name, f"{spec.help} Per second; {provider} only.", spec.unit,
-             [(f"sum by ({', '.join([by, *labels])}) ({rate})",
-               legend + "".join(f" {{{{{label}}}}}" for label in labels))])
 
 
 DRILL_DOWN = ("/d/upload-status-provider/upload-status-provider?var-datasource=${datasource}"

@@ -7,6 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from exporter.core.provider import CounterSpec
+from exporter.providers import PROVIDERS
+
 DS = {"type": "prometheus", "uid": "${datasource}"}
 TAGS = ["upload-status", "upload-status-exporter"]
 SCHEMA_VERSION = 39
@@ -166,3 +169,15 @@ def stat(title: str, description: str, unit: str, expr: str, **kw: Any) -> P:
 def override(name: str, **props: Any) -> dict[str, Any]:
     return {"matcher": {"id": "byName", "options": name},
             "properties": [{"id": k.replace("_", "."), "value": v} for k, v in props.items()]}
+
+
+def provider_counters() -> list[tuple[str, CounterSpec]]:
+    """Every provider-specific counter, as its provider declares it."""
+    return [(name, spec) for name, provider in sorted(PROVIDERS.items()) for spec in provider.counters]
+
+
+def counter_panel(provider: str, spec: CounterSpec, by: str, legend: str, rate: str) -> P:
+    labels = [spec.label] if spec.label else []
+    return P("timeseries", spec.title or spec.name, f"{spec.help} Per second; {provider} only.", spec.unit,
+             [(f"sum by ({', '.join([by, *labels])}) ({rate})",
+               legend + "".join(f" {{{{{label}}}}}" for label in labels))])

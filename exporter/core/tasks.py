@@ -78,7 +78,9 @@ class SetState:
                 continue
             why = self.refused(task_id)
             if why is None:
-                self._add(task_id, TaskRecord(now))
+                rec = self.tasks[task_id] = TaskRecord(now)
+                self.count(rec, +1)
+                self._changed(task_id)
                 new += 1
             elif why == "syntax":
                 bad.append(task_id)
@@ -100,11 +102,6 @@ class SetState:
             log.warning("skipped %d task IDs of set %s from %s that are not %s, e.g. %r",
                         len(bad), self.name, where, what, bad[0][:100])
 
-    def _add(self, task_id: str, rec: TaskRecord) -> None:
-        self.tasks[task_id] = rec
-        self.count(rec, +1)
-        self._changed(task_id)
-
     def _changed(self, task_id: str) -> None:
         if self.keep_changes:
             self.dirty.add(task_id)
@@ -114,9 +111,8 @@ class SetState:
         """Fill `found` with pending tasks whose "not before" time has passed, a chunk at a time."""
         ids = list(self.tasks)  # a snapshot: pushes may add tasks between chunks
         for start in range(0, len(ids), SCAN_CHUNK):
-            tasks = self.tasks
             for task_id in ids[start:start + SCAN_CHUNK]:
-                rec = tasks.get(task_id)
+                rec = self.tasks.get(task_id)
                 if rec is not None and rec.state is TaskState.PENDING and (
                         rec.not_before is None or rec.not_before <= now):
                     found.append(task_id)
@@ -264,13 +260,12 @@ class SetState:
                     forgotten.append(task_id)
             yield
 
-    # -- requests -------------------------------------------------------------------------
     def record_request(self, result: str, api_code: str | None, calls: int = 1) -> None:
         self.requests[result] += calls
         if api_code is not None:
             self.api_errors[self.bounded("API error code", api_code, self.vocabulary.api_error_codes)] += calls
 
-    # -- label bounding ---------------------------------------------------------------------
+    # -- labels and aggregates -----------------------------------------------------------------
     def bounded(self, kind: str, value: str, known: frozenset[str]) -> str:
         if value in known:
             return sys.intern(value)  # 100,000 tasks then share a handful of label strings
@@ -282,7 +277,6 @@ class SetState:
                         kind, value[:200], self.provider, self.name, OTHER)
         return OTHER
 
-    # -- aggregate bookkeeping ----------------------------------------------------------------
     def count(self, rec: TaskRecord, sign: int) -> None:
         self.by_state[rec.state] += sign
         if rec.status:
