@@ -67,7 +67,7 @@ class TaskSetRunner:
         self.config = config
         self.tally = tally or RequestTally()  # the provider's HTTP client counts its calls here
         self.provider = provider
-        self.store = store
+        self.state = store.handle(config.name)  # the set this runner polls
         self.clock = clock
         self.backoff_base = backoff_base
         self.source = TaskIdSource(config.tasks, config.name)
@@ -81,7 +81,7 @@ class TaskSetRunner:
         """Restore the set's saved state, then poll on the interval with jitter until `stop` is set.
         A state file that cannot be restored is fatal: `on_fatal` is told and the set does not run."""
         try:
-            await self.store.restore(self.config.name)
+            await self.state.restore()
         except StateFileError as err:
             if on_fatal is None:
                 raise
@@ -108,11 +108,10 @@ class TaskSetRunner:
 
     async def poll_once(self) -> PollOutcome:
         """One poll of the set: new IDs, due batches, one state update."""
-        name = self.config.name
-        await self.store.restore(name)
+        await self.state.restore()
         now = self.clock()
         for where, ids in self.source.read():
-            self.store.track(name, ids, now, where)
+            self.state.track(ids, now, where)
         started_mono = time.monotonic()
         results: list[FetchResult] = []
         error: ProviderError | None = None
@@ -131,20 +130,20 @@ class TaskSetRunner:
             error=None if error is None else error.message,
             requests=self.tally.take(),
         )
-        await self.store.apply_poll_async(name, outcome)
+        await self.state.apply(outcome)
         if now >= self._next_forget:
             # A walk over every task: often enough that a task is forgotten at most 1/24 late.
             self._next_forget = now + self.config.forget_final_after / 24
-            await self.store.forget_final_async(name, now - self.config.forget_final_after, now)
+            await self.state.forget_final(now - self.config.forget_final_after, now)
         await self._sweep_tombstones(now)
-        await self.store.flush(name)
+        await self.state.flush()
         release_free_memory()
         self._log_health(error)
         return outcome
 
     async def _fetch(self, now: float, results: list[FetchResult]) -> None:
         """Discovery where configured, then the due tasks; answers land in `results` as they come."""
-        due = await self.store.due_async(self.config.name, now)
+        due = await self.state.due(now)
         if self.config.tasks.discover and isinstance(self.provider, Discovering):
             listing = await self._with_retries(self.provider.discover)
             results.append(listing)
@@ -157,11 +156,10 @@ class TaskSetRunner:
         if now < self._next_sweep:
             return
         self._next_sweep = now + TOMBSTONE_SWEEP_SECONDS
-        name = self.config.name
-        expiring = self.store.sets[name].tombstones.expiring(now - self.config.tombstone_retention)
+        expiring = self.state.state.tombstones.expiring(now - self.config.tombstone_retention)
         if expiring:
             listed = await asyncio.to_thread(self.source.listed)  # reads the ID files: off the event loop
-            self.store.expire_tombstones(name, expiring, listed, now)
+            self.state.expire_tombstones(expiring, listed, now)
 
     async def _fetch_batches(self, due: Sequence[str], results: list[FetchResult]) -> None:
         """Fetch all batches, a few at a time; after the first failure no new batch starts."""

@@ -199,3 +199,40 @@ class StateStore:
             await self.flush(name)
         if self.sink is not None:
             await self.sink.close()
+
+    def handle(self, name: str) -> SetHandle:
+        """The set as its runner holds it."""
+        return SetHandle(self, name)
+
+
+class SetHandle:
+    """One set's state as its runner holds it: the store's work on that set, without its name."""
+
+    def __init__(self, store: StateStore, name: str) -> None:
+        self.store = store
+        self.name = name
+
+    @property
+    def state(self) -> SetState:
+        return self.store.sets[self.name]
+
+    async def restore(self) -> None:
+        await self.store.restore(self.name)
+
+    def track(self, task_ids: Iterable[str], now: float, where: str) -> int:
+        return self.store.track(self.name, task_ids, now, where)
+
+    async def due(self, now: float) -> list[str]:
+        return await self.store.due_async(self.name, now)
+
+    async def apply(self, outcome: PollOutcome) -> None:
+        await self.store.apply_poll_async(self.name, outcome)
+
+    async def forget_final(self, older_than: float, now: float) -> int:
+        return await self.store.forget_final_async(self.name, older_than, now)
+
+    def expire_tombstones(self, task_ids: Iterable[str], still_listed: Collection[str], now: float) -> int:
+        return self.store.expire_tombstones(self.name, task_ids, still_listed, now)
+
+    async def flush(self) -> None:
+        await self.store.flush(self.name)
