@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.core.errors import AuthFailed, ConfigError, ProviderError, Throttled, Unavailable
-from exporter.core.provider import AccountBatchCap
+from exporter.core.provider import AccountBatchCap, Discovering
 from exporter.providers import PROVIDERS
 from exporter.simulator.base import Simulator
 from tests.conformance_cases import CASES, Case, api_codes, config, error_class, four_tasks, leaks, lines
@@ -98,12 +98,15 @@ async def test_a_failed_poll_is_retried_keeps_the_state_and_recovers(case, failu
     await kept_then_recovered(h, caplog_all)
 
 
-@EVERY
-async def test_refused_credentials_are_not_retried_and_the_fix_is_logged_once(case, serve, harness, clock,
+@pytest.mark.parametrize(("case", "discover"), [
+    pytest.param(case, discover, id=f"{name}-{'discover' if discover else 'ids'}")
+    for name, case in CASES.items() for discover in (False, True) if not discover or issubclass(case.cls, Discovering)
+])
+async def test_refused_credentials_are_not_retried_and_the_fix_is_logged_once(case, discover, serve, harness, clock,
                                                                               caplog_all):
     code = case.refused_with
     sim = await serve(case, **{list(case.secrets)[-1]: "some-other-credential"})
-    h = harness(config(case, sim, four_tasks(sim)))
+    h = harness(config(case, sim, {"discover": True} if discover else four_tasks(sim)))
     for polls in (1, 2):
         clock.advance(10)
         await h.poll()
@@ -113,7 +116,9 @@ async def test_refused_credentials_are_not_retried_and_the_fix_is_logged_once(ca
         assert h.value("upload_poll_up") == 0
     down = lines(caplog_all, "is down")
     assert len(down) == 1  # when the set went down, not on every poll
+    assert f"set set ({case.provider}) is down" in down[0]
     assert case.errors.auth[code] in down[0] and f"code={code}" in down[0]
+    assert not [v for v in case.values().values() if v in caplog_all.text]
 
 
 @pytest.mark.parametrize(("name", "code"), api_codes())
@@ -164,6 +169,7 @@ async def test_throttling_slows_the_account(name, code, serve, harness, clock):
         await provider.fetch(ids)
     assert caught.value.api_code == code
     assert caught.value.pause == case.errors.throttling[code]  # the least wait the provider documents
+    assert caught.value.retry_after is None  # the simulators send no Retry-After: the pause is the table's
     assert limiter.rate == slowed / 2
 
 
@@ -187,6 +193,7 @@ async def test_no_request_carries_more_ids_than_the_caps(case, serve, harness, c
     assert sorted(len(c.ids) for c in sim.calls) == [1, cap]
     assert sorted(i for c in sim.calls for i in c.ids) == sorted([first, *more])
     assert h.value("upload_tasks", task_set="set", state="done") == cap + 1
+    assert h.value("upload_provider_requests_total", task_set="set", result="ok") == 2
     sim.calls.clear()
     await h.poll("small")
     assert sorted(len(c.ids) for c in sim.calls) == [1, 3, 3]
@@ -245,10 +252,12 @@ async def test_no_secret_in_errors_tracebacks_metrics_or_logs(case, serve, harne
     ids = [good.add_task(duration=1).task_id, good.add_task(duration=500).task_id,
            good.add_task(duration=1, fails=True).task_id]
     clock.advance(2)
+    lists = issubclass(case.cls, Discovering)  # then the listing meets the failures first
     h = harness({  # the direct calls on an account of their own: each throttling answer halves its rate
         "accounts": {"good": case.account(good, timeout=0.2), "direct": case.account(good, timeout=0.2),
                      "bad": case.account(bad)},
-        "task_sets": [{"name": name, "account": name, "interval": 60, "tasks": {"ids": ids}, "max_tries": 1}
+        "task_sets": [{"name": name, "account": name, "interval": 60, "max_tries": 1,
+                       "tasks": {"ids": ids, "discover": lists and name == "good"}}
                       for name in ("good", "direct", "bad")],
     })
     provider = h.runner("direct").provider

@@ -188,43 +188,6 @@ async def test_a_refused_batch_is_asked_again_without_the_unknown_media(sim, har
     assert h.value("upload_provider_api_errors_total", code="wrong_mediaid") == 2
 
 
-@pytest.mark.parametrize(
-    ("failure", "result"),
-    [("http_500", "http_error"), ("timeout", "timeout"), ("malformed", "invalid_response")],
-)
-async def test_failures_mark_down_keep_state_and_recover(sim, harness, clock, failure, result):
-    ids = [sim.add_task(duration=5).task_id for _ in range(3)] + [sim.add_task(duration=500).task_id]
-    h = harness(config(sim, ids, timeout=0.5))
-    clock.advance(10)
-    await h.poll()
-    assert h.value("upload_tasks", state="done") == 3
-    sim.fail_next(failure, times=2)  # both tries of the next poll fail
-    await h.poll()
-    assert h.value("upload_poll_up") == 0
-    assert h.value("upload_provider_requests_total", result=result) == 2
-    assert h.value("upload_tasks", state="done") == 3  # the last known state is kept
-    assert h.value("upload_tasks", state="pending") == 1
-    clock.advance(1000)
-    await h.poll()
-    assert h.value("upload_poll_up") == 1
-    assert h.value("upload_tasks", state="done") == 4
-
-
-@pytest.mark.parametrize("code", ["rate_limit", "maintenance", "other"])
-async def test_api_errors_counted_by_bounded_code(sim, harness, clock, code):
-    media = sim.add_task(duration=5).task_id
-    h = harness(config(sim, [media], {"max_tries": 1}))
-    sim.fail_next(f"api:{code}")
-    await h.poll()
-    assert h.value("upload_poll_up") == 0
-    assert h.value("upload_provider_requests_total", result="api_error") == 1
-    assert h.value("upload_provider_api_errors_total", code=code) == 1
-    clock.advance(10)
-    await h.poll()
-    assert h.value("upload_poll_up") == 1
-    assert h.value("upload_tasks", state="done") == 1
-
-
 async def test_an_answer_without_media_is_invalid_not_not_found(sim, harness, clock):
     media = sim.add_task(duration=500).task_id
     h = harness(config(sim, [media], {"max_tries": 1}))
@@ -261,45 +224,6 @@ async def test_hostile_xml_is_refused_without_growing(sim, harness, clock, caplo
     assert rss_after - rss_before < 16 * 1024
     assert "lollol" not in caplog_all.text and "root:" not in caplog_all.text
     assert "refused XML" in h.store.sets["videos"].down_reason
-
-
-async def test_wrong_credentials_reported_once_and_not_retried(sim, harness, clock, caplog_all, monkeypatch):
-    monkeypatch.setenv("TEST_ENCODING_USERKEY", "wrong-userkey-value")
-    h = harness(config(sim, [sim.add_task(duration=5).task_id]))
-    for polls in (1, 2):
-        await h.poll()
-        # One request a poll, refused before the simulator records it, and no retries.
-        assert len(sim.calls) == 0
-        assert h.value("upload_provider_requests_total", result="api_error") == polls
-        assert h.value("upload_provider_api_errors_total", code="auth") == polls
-        assert h.value("upload_poll_up") == 0
-    down = [r.getMessage() for r in caplog_all.records if "is down" in r.getMessage()]
-    assert len(down) == 1  # logged when the set went down, not on every poll
-    assert "check the account's userid and userkey" in down[0]
-    assert "wrong-userkey-value" not in caplog_all.text
-
-
-async def test_secrets_never_in_logs_metrics_or_errors(sim, harness, clock, caplog_all):
-    ids = [failing(sim, "destination", "Access Denied"), sim.add_task(duration=50).task_id, "999999"]
-    h = harness(config(sim, ids, {"max_tries": 1}, timeout=0.5))
-    reasons = []
-    failures = ["http_500", "timeout", "malformed", "api:auth", "api:rate_limit", "api:other",
-                f"api:Request with key {USERKEY} refused"]  # an API text that echoes the key
-    for failure in failures:
-        sim.fail_next(failure)
-        await h.poll()
-        reasons.append(h.store.sets["videos"].down_reason or "")
-    clock.advance(10)
-    await h.poll()
-    metrics = h.metrics()
-    assert h.value("upload_poll_up") == 1
-    for secret in (USERKEY, FTP_PASSWORD):
-        assert secret not in metrics
-        assert secret not in caplog_all.text
-        assert all(secret not in r for r in reasons)
-        for record in caplog_all.records:
-            assert secret not in record.getMessage()
-    assert USERID not in metrics  # not a secret, but no label carries it
 
 
 async def test_an_unknown_error_beside_valid_media_keeps_the_media(sim, harness, clock):
