@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from exporter.core.errors import AuthFailed, ProviderError, Rejected, Throttled, Unavailable
 from exporter.core.provider import ErrorCodes, Provider
@@ -36,7 +35,6 @@ class Case:
     simulator: type[Simulator]
     secrets: Mapping[str, str]  # simulator argument -> account field; the last one is made wrong to be refused
     refused_with: str  # the API code the simulator refuses that wrong credential with: one of errors.auth
-    answer: Callable[[Any, list[str]], web.Response]  # the simulator's own answer for just these IDs
     bad_ids: tuple[str, ...]  # IDs the provider's task_id_syntax refuses
     public: Mapping[str, str] = field(default_factory=dict)  # non-secret account options, given to the simulator too
     echoes: tuple[str, ...] = ()  # API error texts that quote a secret back
@@ -77,20 +75,18 @@ def signatures(sim: AliyunVodSimulator) -> list[str]:
 
 CASES: dict[str, Case] = {case.provider: case for case in (
     Case("yandex_direct", YandexDirectSimulator, {"token": "token"}, "53",
-         answer=lambda sim, ids: sim.answer(ids, [], 10_000, 0),
          bad_ids=("12x45", "-7", "0x10", "0", "9" * 19)),
     Case("ipernity", IpernitySimulator, {"api_key": "api_key", "auth_token": "auth_token", "api_secret": "api_secret"},
-         "105", answer=lambda sim, ids: sim.answer(ids), bad_ids=("a,b", "t 1", "x/y", "é1", "x" * 65),
+         "105", bad_ids=("a,b", "t 1", "x/y", "é1", "x" * 65),
          special_codes=frozenset({"1"}),  # "some ticket unknown": the batch is halved (test_ipernity)
          derived=lambda sim: [c.params["api_sig"] for c in sim.calls]),
     Case("encoding_com", EncodingComSimulator, {"userkey": "userkey"}, "auth",
-         answer=lambda sim, ids: sim.answer(ids), bad_ids=("12x45", "1,2", "-7", "9" * 21),
+         bad_ids=("12x45", "1,2", "-7", "9" * 21),
          public={"userid": "31337"}, echoes=(f"Request with key {secret('encoding_com', 'userkey')} refused",),
          special_codes=frozenset({"wrong_mediaid"}),  # names unknown media, not a failed call (test_encoding_com)
          task_secrets=(FTP_PASSWORD,)),
     Case("aliyun_vod", AliyunVodSimulator, {"key_id": "access_key_id", "key_secret": "access_key_secret"},
-         "SignatureDoesNotMatch", answer=lambda sim, ids: sim.answer(ids, False),
-         bad_ids=("job*1", "job~2", "job 3", "job/4", "задание-5", "任务6", "a+b=c&d%e"),
+         "SignatureDoesNotMatch", bad_ids=("job*1", "job~2", "job 3", "job/4", "задание-5", "任务6", "a+b=c&d%e"),
          derived=signatures),
 )}
 
@@ -111,6 +107,14 @@ def four_tasks(sim: Simulator) -> list[str]:
 def lines(caplog: pytest.LogCaptureFixture, words: str) -> list[str]:
     """The logged messages holding these words."""
     return [r.getMessage() for r in caplog.records if words in r.getMessage()]
+
+
+def inject(sim: Simulator, failure: str, case: Case) -> None:
+    """An API code once (`fail_next`), or a sustained fault until `clear_fault`."""
+    if failure.startswith("api:"):
+        sim.fail_next(failure)
+    else:
+        sim.set_fault(failure, **({"size": 2 * case.cls.max_body_bytes} if failure == "oversized" else {}))
 
 
 def error_class(errors: ErrorCodes, code: str) -> type[ProviderError]:

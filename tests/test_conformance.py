@@ -17,7 +17,7 @@ from exporter.core.errors import AuthFailed, ConfigError, ProviderError, Throttl
 from exporter.core.provider import AccountBatchCap, Discovering
 from exporter.providers import PROVIDERS
 from exporter.simulator.base import Simulator
-from tests.conformance_cases import CASES, Case, api_codes, config, error_class, four_tasks, leaks, lines
+from tests.conformance_cases import CASES, Case, api_codes, config, error_class, four_tasks, inject, leaks, lines
 from tests.conftest import ManualClock
 
 EVERY = pytest.mark.parametrize("case", list(CASES.values()), ids=list(CASES))
@@ -76,22 +76,22 @@ def test_every_provider_has_a_conformance_case():
 
 
 @EVERY
-@pytest.mark.parametrize(("failure", "result"), [
-    ("http_500", "http_error"), ("timeout", "timeout"), ("malformed", "invalid_response"),
-    ("oversized", "invalid_response"),  # a body over the provider's max_body_bytes
+@pytest.mark.parametrize(("fault", "result"), [
+    ("http_500", "http_error"), ("http_502", "http_error"), ("http_503", "http_error"), ("hang", "timeout"),
+    ("reset", "http_error"), ("truncated", "http_error"), ("malformed", "invalid_response"),
+    ("wrong_content_type", "invalid_response"), ("oversized", "invalid_response"),
+    ("oversized_chunked", "invalid_response"),
 ])
-async def test_a_failed_poll_is_retried_keeps_the_state_and_recovers(case, failure, result, serve, harness, clock,
+async def test_a_failed_poll_is_retried_keeps_the_state_and_recovers(case, fault, result, serve, harness, clock,
                                                                      caplog_all):
     sim = await serve(case)
     h = harness(config(case, sim, four_tasks(sim), account={"timeout": 0.2}))
     await settle(h, clock)
-    if failure == "oversized":
-        sim.malformed_body = b" " * (case.cls.max_body_bytes + 1)
-        failure = "malformed"
-    sim.fail_next(failure, times=2)  # both tries of the poll; a third would succeed and show
+    sim.set_fault(fault, **({"size": 2 * case.cls.max_body_bytes} if fault.startswith("oversized") else {}))
     before = sim.requests
     await h.poll()
-    assert sim.requests - before == 2
+    sim.clear_fault()
+    assert sim.requests - before == 2  # retried once (max_tries: 2), then the set is down
     assert h.value("upload_provider_requests_total", result=result) == 2
     down = lines(caplog_all, "is down")
     assert len(down) == 1 and f"result={result}" in down[0]
@@ -206,17 +206,17 @@ async def test_ids_an_answer_leaves_out_are_asked_again_and_counted_once(case, s
     a, b, c = (sim.add_task(duration=5).task_id for _ in range(3))
     h = harness(config(case, sim, [a, b, c]))
     clock.advance(10)
-    sim.malformed_body = case.answer(sim, [a, c]).body  # its own answer, without b
-    sim.fail_next("malformed")
+    sim.set_fault("partial", ids=[b], times=1)  # the API's own answer, without b, once
     await h.poll()
+    assert [call.ids for call in sim.calls] == [(a, b, c)]
     assert h.value("upload_poll_up") == 1
     assert h.value("upload_tasks", state="done") == 2 and h.value("upload_tasks", state="pending") == 1
     await h.poll()
-    assert [call.ids for call in sim.calls] == [(b,)]
+    assert [call.ids for call in sim.calls][1:] == [(b,)]
     assert h.value("upload_tasks", state="done") == 3 and not h.value("upload_tasks", state="not_found")
     assert h.value("upload_tasks_completed_total") == 1  # b finished after the baseline
     await h.poll()  # final: not asked, nor counted, again
-    assert len(sim.calls) == 1 and h.value("upload_tasks_completed_total") == 1
+    assert len(sim.calls) == 2 and h.value("upload_tasks_completed_total") == 1
 
 
 @EVERY
@@ -254,7 +254,8 @@ async def test_no_secret_in_errors_tracebacks_metrics_or_logs(case, serve, harne
     clock.advance(2)
     lists = issubclass(case.cls, Discovering)  # then the listing meets the failures first
     h = harness({  # the direct calls on an account of their own: each throttling answer halves its rate
-        "accounts": {"good": case.account(good, timeout=0.2), "direct": case.account(good, timeout=0.2),
+        "accounts": {"good": case.account(good, timeout=0.2, rate_limit=10_000),
+                     "direct": case.account(good, timeout=0.2, rate_limit=10_000),
                      "bad": case.account(bad)},
         "task_sets": [{"name": name, "account": name, "interval": 60, "max_tries": 1,
                        "tasks": {"ids": ids, "discover": lists and name == "good"}}
@@ -262,23 +263,27 @@ async def test_no_secret_in_errors_tracebacks_metrics_or_logs(case, serve, harne
     })
     provider = h.runner("direct").provider
     assert len((await provider.fetch(ids)).statuses) == 3  # the secrets are right: the simulator answers
-    failures = ["http_500", "timeout", "malformed", *(f"api:{code}" for n, code in api_codes() if n == case.provider),
+    # Sustained faults (the simulator's own auth and throttling answers among them), then every API code.
+    failures = ["http_500", "hang", "reset", "truncated", "malformed", "wrong_content_type", "oversized", "auth",
+                "throttle", *(f"api:{code}" for n, code in api_codes() if n == case.provider),
                 *(f"api:{text}" for text in case.echoes)]
     errors: list[ProviderError] = []
     with pytest.raises(AuthFailed) as refused:
         await h.runner("bad").provider.fetch(ids)
     errors.append(refused.value)
     for failure in failures:
-        good.fail_next(failure)
+        inject(good, failure, case)
         with pytest.raises(ProviderError) as caught:
             await provider.fetch(ids)
+        good.clear_fault()
         errors.append(caught.value)
     # The same failures through the core: what the metrics, the logs and the set's down reason say.
     await h.poll("bad")
     reasons = []
     for failure in failures:
-        good.fail_next(failure)  # one try a poll: each poll meets its own failure
+        inject(good, failure, case)  # one try a poll: each poll meets its own failure
         await h.poll("good")
+        good.clear_fault()
         assert h.value("upload_poll_up", task_set="good") == 0
         reasons.append(h.store.sets["good"].down_reason or "")
     await h.poll("good")
