@@ -88,8 +88,12 @@ class Afternoon:
     async def fetch(self, session: aiohttp.ClientSession, batch: list[str]) -> list[dict[str, Any]]:
         """Every page of the answer about `batch` (one, at the cap)."""
         criteria: dict[str, Any] = {"AdImageUploadTaskIDS": [int(t) for t in batch], "Limit": PAGE, "Offset": 0}
-        request = {"method": "AdImage", "token": self.token, "locale": "en",
-                   "param": {"Action": "CheckUploadStatus", "SelectionCriteria": criteria}}
+        request = {
+            "method": "AdImage",
+            "token": self.token,
+            "locale": "en",
+            "param": {"Action": "CheckUploadStatus", "SelectionCriteria": criteria},
+        }
         items: list[dict[str, Any]] = []
         for _ in range(len(batch) // PAGE + 2):  # bounded, should the total be wrong
             async with session.post(self.endpoint, json=request) as resp:
@@ -141,26 +145,32 @@ class AfternoonCollector(Collector):
         labels = ["provider", "task_set"]
         base = [PROVIDER, ex.task_set]
         by_state = Counter({state: 0 for state in STATE_OF.values()})
-        statuses = GaugeMetricFamily("upload_tasks_provider_status", "Tracked tasks by provider status, "
-                                     "as of the last poll", labels=[*labels, "status"])
+        statuses = GaugeMetricFamily(
+            "upload_tasks_provider_status",
+            "Tracked tasks by provider status, as of the last poll",
+            labels=[*labels, "status"],
+        )
         for status, count in sorted(counts.items()):
             if status != UNKNOWN:
                 by_state[STATE_OF.get(status, "pending")] += count
                 statuses.add_metric([*base, status], count)
-        tasks = GaugeMetricFamily("upload_tasks", "Tracked tasks by state, as of the last poll",
-                                  labels=[*labels, "state"])
+        tasks = GaugeMetricFamily(
+            "upload_tasks", "Tracked tasks by state, as of the last poll", labels=[*labels, "state"]
+        )
         for state, count in sorted(by_state.items()):
             tasks.add_metric([*base, state], count)
         completed = CounterMetricFamily("upload_tasks_completed", "Transitions to done observed", labels=labels)
         completed.add_metric(base, ex.completed)
-        failures = CounterMetricFamily("upload_tasks_failed", "Transitions to error observed",
-                                       labels=[*labels, "fault_code"])
+        failures = CounterMetricFamily(
+            "upload_tasks_failed", "Transitions to error observed", labels=[*labels, "fault_code"]
+        )
         for code, count in sorted(failed.items()):
             failures.add_metric([*base, code], count)
         up = GaugeMetricFamily("upload_poll_up", "1 when the last poll succeeded", labels=labels)
         up.add_metric(base, ex.up)
-        last = GaugeMetricFamily("upload_poll_last_success_timestamp_seconds", "Unix time of the last "
-                                 "successful poll", labels=labels)
+        last = GaugeMetricFamily(
+            "upload_poll_last_success_timestamp_seconds", "Unix time of the last successful poll", labels=labels
+        )
         last.add_metric(base, ex.last_success)
         yield from (tasks, statuses, completed, failures, up, last)
 
@@ -175,8 +185,9 @@ def main() -> None:
     parser.add_argument("--token-env", default="DEMO_YANDEX_DIRECT_TOKEN")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    exporter = Afternoon(args.endpoint, os.environ[args.token_env], args.ids_file.read_text().split(),
-                         args.interval, args.task_set)
+    exporter = Afternoon(
+        args.endpoint, os.environ[args.token_env], args.ids_file.read_text().split(), args.interval, args.task_set
+    )
     registry = CollectorRegistry()
     registry.register(AfternoonCollector(exporter))
     start_http_server(args.port, addr="127.0.0.1", registry=registry)

@@ -70,8 +70,9 @@ async def scrape_series(session: aiohttp.ClientSession, url: str, count: int, se
     return times
 
 
-async def under_flood(session: aiohttp.ClientSession, url: str, count: int,
-                      seconds: float) -> tuple[list[float], float]:
+async def under_flood(
+    session: aiohttp.ClientSession, url: str, count: int, seconds: float
+) -> tuple[list[float], float]:
     """Scrape while FLOODERS clients send wrong passwords; returns scrape times and 401s a second."""
     stop = asyncio.Event()
     answered = 0
@@ -107,12 +108,20 @@ async def measure() -> AuthFigure:
         web = folder / "web.yml"
         web.write_text(f"basic_auth_users:\n  {USER}: '{hashed}'\n")
         config = folder / "config.yaml"
-        config.write_text("accounts:\n  a:\n    provider: yandex_direct\n    endpoint: http://127.0.0.1:9/\n"
-                          "    token: {env: BENCH_AUTH_TOKEN}\ntask_sets:\n  - name: pushed\n    account: a\n"
-                          "    interval: 1h\n    tasks: {ids: ['1', '2', '3']}\n")
+        config.write_text(
+            "accounts:\n  a:\n    provider: yandex_direct\n    endpoint: http://127.0.0.1:9/\n"
+            "    token: {env: BENCH_AUTH_TOKEN}\ntask_sets:\n  - name: pushed\n    account: a\n"
+            "    interval: 1h\n    tasks: {ids: ['1', '2', '3']}\n"
+        )
         port = common.free_port()
-        exporter = common.spawn("-m", "exporter", f"--config.file={config}", f"--web.listen-address=127.0.0.1:{port}",
-                                f"--web.config.file={web}", env={"BENCH_AUTH_TOKEN": "bench-auth-token"})
+        exporter = common.spawn(
+            "-m",
+            "exporter",
+            f"--config.file={config}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            f"--web.config.file={web}",
+            env={"BENCH_AUTH_TOKEN": "bench-auth-token"},
+        )
         base_port = common.free_port()
         baseline = common.spawn("-m", "benchmarks.serve", "auth-baseline", "--port", str(base_port), "--hash", hashed)
         try:
@@ -132,8 +141,18 @@ async def measure() -> AuthFigure:
             common.stop(exporter)
             common.stop(baseline)
     p = common.percentile
-    return AuthFigure(p(quiet, 0.5), p(quiet, 0.99), p(flood, 0.5), p(flood, 0.99), rate, common.median(known),
-                      common.median(unknown), p(base_quiet, 0.99), p(base_flood, 0.99), len(base_flood))
+    return AuthFigure(
+        p(quiet, 0.5),
+        p(quiet, 0.99),
+        p(flood, 0.5),
+        p(flood, 0.99),
+        rate,
+        common.median(known),
+        common.median(unknown),
+        p(base_quiet, 0.99),
+        p(base_flood, 0.99),
+        len(base_flood),
+    )
 
 
 async def wait_authorised(session: aiohttp.ClientSession, url: str) -> None:

@@ -27,11 +27,13 @@ class HandWrittenExporter:
         self.task_set = task_set
         self.registry = CollectorRegistry()
         labels = ["provider", "task_set", "task_id"]
-        self.state = Gauge("upload_task_state", "0 pending, 1 done, 2 error, 3 not found", labels,
-                           registry=self.registry)
+        self.state = Gauge(
+            "upload_task_state", "0 pending, 1 done, 2 error, 3 not found", labels, registry=self.registry
+        )
         self.progress = Gauge("upload_task_progress_ratio", "Progress of one task", labels, registry=self.registry)
-        self.errors = Counter("upload_poll_errors", "Failed status requests", ["provider", "task_set"],
-                              registry=self.registry)
+        self.errors = Counter(
+            "upload_poll_errors", "Failed status requests", ["provider", "task_set"], registry=self.registry
+        )
 
     async def poll_one(self, task_id: str) -> None:
         try:

@@ -37,8 +37,11 @@ class CallsFigure:
 
 
 def due_count(store: StateStore, name: str, now: float) -> int:
-    return sum(1 for rec in store.sets[name].tasks.values()
-               if rec.state is TaskState.PENDING and (rec.not_before is None or rec.not_before <= now))
+    return sum(
+        1
+        for rec in store.sets[name].tasks.values()
+        if rec.state is TaskState.PENDING and (rec.not_before is None or rec.not_before <= now)
+    )
 
 
 async def measure(provider: str, tasks: int, cycles: int) -> CallsFigure:
@@ -47,8 +50,10 @@ async def measure(provider: str, tasks: int, cycles: int) -> CallsFigure:
     await sim.start()
     try:
         ids = common.add_mixed_tasks(sim, tasks)
-        raw = {"accounts": {"a": common.account(sim, rate_limit=RATE_LIMIT)},
-               "task_sets": [common.task_set("bench", "a", {"ids": ids})]}
+        raw = {
+            "accounts": {"a": common.account(sim, rate_limit=RATE_LIMIT)},
+            "task_sets": [common.task_set("bench", "a", {"ids": ids})],
+        }
         store = StateStore()
         async with aiohttp.ClientSession() as session:
             runner = common.runners(raw, store, session, clock)[0]
@@ -66,8 +71,14 @@ async def measure(provider: str, tasks: int, cycles: int) -> CallsFigure:
     return CallsFigure(provider, tasks, cycles, runner.batch_size, calls, minimum, baseline_calls)
 
 
-async def _baseline_calls(sim: Simulator, raw: dict[str, Any], ids: list[str], clock: common.ManualClock,
-                          cycles: int, session: aiohttp.ClientSession) -> int:
+async def _baseline_calls(
+    sim: Simulator,
+    raw: dict[str, Any],
+    ids: list[str],
+    clock: common.ManualClock,
+    cycles: int,
+    session: aiohttp.ClientSession,
+) -> int:
     """The same cycles, over again from the start of time, the hand-written way."""
     clock.advance(-CYCLE_SECONDS * cycles)
     exporter = HandWrittenExporter(common.provider_for(raw, common.live_client(session, clock=clock)), "bench")

@@ -70,8 +70,9 @@ class ChurnSimulator(YandexDirectSimulator):
             # Finish times spread evenly over `churn_seconds` after the start: the share of tasks
             # finishing between two polls is interval / churn_seconds.
             finish = base - 1 if self.rng.random() < ALREADY_FINAL else base + self.rng.uniform(0, churn_seconds)
-            task = self.add_task(duration=finish - (base - 3600), created=base - 3600,
-                                 fails=self.rng.random() < FAIL_RATIO)
+            task = self.add_task(
+                duration=finish - (base - 3600), created=base - 3600, fails=self.rng.random() < FAIL_RATIO
+            )
             for finished in (False, True):  # rendered up front, so that no exporter measured pays for it
                 self._render(task, task.finish_at if finished else task.created)
 

@@ -77,8 +77,9 @@ def parse_config(raw: dict[str, Any]) -> config_mod.Config:
     return config_mod.parse(raw, PROVIDERS, "<benchmark>")
 
 
-def runners(raw: dict[str, Any], store: StateStore, session: aiohttp.ClientSession,
-            clock: Any = time.time) -> list[TaskSetRunner]:
+def runners(
+    raw: dict[str, Any], store: StateStore, session: aiohttp.ClientSession, clock: Any = time.time
+) -> list[TaskSetRunner]:
     """The exporter's own pollers for this config, wired as the daemon wires them."""
     return build_scheduler(parse_config(raw), PROVIDERS, store, session, clock=clock).runners
 
@@ -118,8 +119,13 @@ class ReplayClient(HttpClient):
     """Answers a provider's calls with recorded responses, in order: parse cost without the network."""
 
     def __init__(self, responses: Sequence[HttpResponse], clock: Any = time.time) -> None:
-        super().__init__(None, Unpaced(), timeout=60,  # type: ignore[arg-type]
-                         observe=lambda *_: None, clock=clock)
+        super().__init__(
+            None,  # type: ignore[arg-type]  # never sends: `call` answers from the recording
+            Unpaced(),
+            timeout=60,
+            observe=lambda *_: None,
+            clock=clock,
+        )
         self._responses = iter(responses)
 
     async def _send(self, *args: Any) -> HttpResponse:
@@ -156,8 +162,9 @@ def cpu_seconds(pid: int) -> float:
 
 
 def spawn(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, *args], env={**os.environ, **(env or {})},
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, *args], env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
 
 
 def read_line(proc: subprocess.Popen[bytes], timeout: float) -> str:

@@ -39,8 +39,9 @@ async def record(session: aiohttp.ClientSession, raw: dict[str, Any], batches: l
     return client.responses
 
 
-async def replay_exporter(raw: dict[str, Any], responses: list[HttpResponse], batches: list[list[str]],
-                          clock: Any) -> float:
+async def replay_exporter(
+    raw: dict[str, Any], responses: list[HttpResponse], batches: list[list[str]], clock: Any
+) -> float:
     """CPU seconds to fetch (replayed) and apply every batch as one poll."""
     store = StateStore()
     provider = common.provider_for(raw, common.ReplayClient(responses, clock))
@@ -78,8 +79,10 @@ async def recording(provider: str, tasks: int, baseline_tasks: int) -> Recording
     await sim.start()
     try:
         ids = common.add_mixed_tasks(sim, tasks)
-        raw = {"accounts": {"a": common.account(sim, rate_limit=common.UNLIMITED)},
-               "task_sets": [common.task_set("bench", "a", {"ids": ids[:1]})]}
+        raw = {
+            "accounts": {"a": common.account(sim, rate_limit=common.UNLIMITED)},
+            "task_sets": [common.task_set("bench", "a", {"ids": ids[:1]})],
+        }
         singles = ids[:baseline_tasks]
         async with aiohttp.ClientSession() as session:
             cap = common.runners(raw, StateStore(), session)[0].batch_size  # as the scheduler batches
@@ -94,6 +97,5 @@ async def recording(provider: str, tasks: int, baseline_tasks: int) -> Recording
 async def measure(provider: str, tasks: int, baseline_tasks: int) -> IngestFigure:
     rec = await recording(provider, tasks, baseline_tasks)
     ours = min([await replay_exporter(rec.raw, rec.responses, rec.batches, rec.clock) for _ in range(ROUNDS)])
-    theirs = min([await replay_baseline(rec.raw, rec.single_responses, rec.singles, rec.clock)
-                  for _ in range(ROUNDS)])
+    theirs = min([await replay_baseline(rec.raw, rec.single_responses, rec.singles, rec.clock) for _ in range(ROUNDS)])
     return IngestFigure(provider, tasks, tasks / ours, len(rec.singles) / theirs)

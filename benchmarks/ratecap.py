@@ -42,9 +42,12 @@ async def measure(jobs: int) -> RateFigure:
     try:
         ids = common.add_mixed_tasks(sim, jobs)
         share = -(-jobs // SETS)
-        raw = {"accounts": {"a": common.account(sim)},
-               "task_sets": [common.task_set(f"set{i}", "a", {"ids": ids[i * share : (i + 1) * share]})
-                             for i in range(SETS)]}
+        raw = {
+            "accounts": {"a": common.account(sim)},
+            "task_sets": [
+                common.task_set(f"set{i}", "a", {"ids": ids[i * share : (i + 1) * share]}) for i in range(SETS)
+            ],
+        }
         async with aiohttp.ClientSession() as session:
             await asyncio.gather(*(r.poll_once() for r in common.runners(raw, StateStore(), session)))
             ours, our_throttled = dict(sim.per_second), sim.throttled
@@ -55,5 +58,13 @@ async def measure(jobs: int) -> RateFigure:
             theirs, their_throttled = dict(sim.per_second), sim.throttled - our_throttled
     finally:
         await sim.stop()
-    return RateFigure(jobs, AliyunVod.default_rate_limit, sum(ours.values()), len(ours), max(ours.values()),
-                      our_throttled, max(theirs.values()), their_throttled)
+    return RateFigure(
+        jobs,
+        AliyunVod.default_rate_limit,
+        sum(ours.values()),
+        len(ours),
+        max(ours.values()),
+        our_throttled,
+        max(theirs.values()),
+        their_throttled,
+    )

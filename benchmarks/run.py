@@ -44,98 +44,251 @@ Checks = list[tuple[str, bool, str]]
 
 async def section_calls(checks: Checks) -> None:
     figures = [await calls.measure(p, CALL_TASKS, CALL_CYCLES) for p in common.SIMULATORS]
-    table(f"API calls per poll cycle: {CALL_TASKS:,} tasks a provider, {CALL_CYCLES} polls 60 s apart",
-          ["provider", "batch cap", "calls", "minimum", "calls/minimum", "baseline calls", "baseline/ours"],
-          [[f.provider, str(f.batch_cap), str(f.calls), str(f.minimum), f"{f.calls / f.minimum:.2f}",
-            str(f.baseline_calls), f"{f.baseline_calls / f.calls:.0f}x"] for f in figures])
+    table(
+        f"API calls per poll cycle: {CALL_TASKS:,} tasks a provider, {CALL_CYCLES} polls 60 s apart",
+        ["provider", "batch cap", "calls", "minimum", "calls/minimum", "baseline calls", "baseline/ours"],
+        [
+            [
+                f.provider,
+                str(f.batch_cap),
+                str(f.calls),
+                str(f.minimum),
+                f"{f.calls / f.minimum:.2f}",
+                str(f.baseline_calls),
+                f"{f.baseline_calls / f.calls:.0f}x",
+            ]
+            for f in figures
+        ],
+    )
     worst = max(f.calls / f.minimum for f in figures)
     checks.append(("API calls per cycle / theoretical minimum = 1.00", worst == 1.0, f"worst {worst:.2f}"))
 
 
 async def section_scale(checks: Checks) -> None:
     sizes = [await scale.measure(n) for n in SIZES]
-    table(f"/metrics latency in ms over loopback ({scale.SCRAPES} scrapes; aggregate series, per-task series off)",
-          ["tasks", "p50", "p99", "p50 after change", "p99 after change", "body bytes", "baseline p50",
-           "baseline p99", "baseline scrapes", "baseline body bytes", "baseline/ours p99"],
-          [[f"{s.tasks:,}", ms(s.scrape_p50), ms(s.scrape_p99), ms(s.fresh_p50), ms(s.fresh_p99),
-            f"{s.body_bytes:,}", ms(s.baseline_p50), ms(s.baseline_p99), str(s.baseline_scrapes),
-            f"{s.baseline_body_bytes:,}", f"{s.baseline_p99 / s.fresh_p99:.0f}x"] for s in sizes])
+    table(
+        f"/metrics latency in ms over loopback ({scale.SCRAPES} scrapes; aggregate series, per-task series off)",
+        [
+            "tasks",
+            "p50",
+            "p99",
+            "p50 after change",
+            "p99 after change",
+            "body bytes",
+            "baseline p50",
+            "baseline p99",
+            "baseline scrapes",
+            "baseline body bytes",
+            "baseline/ours p99",
+        ],
+        [
+            [
+                f"{s.tasks:,}",
+                ms(s.scrape_p50),
+                ms(s.scrape_p99),
+                ms(s.fresh_p50),
+                ms(s.fresh_p99),
+                f"{s.body_bytes:,}",
+                ms(s.baseline_p50),
+                ms(s.baseline_p99),
+                str(s.baseline_scrapes),
+                f"{s.baseline_body_bytes:,}",
+                f"{s.baseline_p99 / s.fresh_p99:.0f}x",
+            ]
+            for s in sizes
+        ],
+    )
     largest = sizes[-1]
-    checks.append((f"/metrics p99 at {largest.tasks:,} tasks <= 5 ms (after a change, the slower case)",
-                   largest.fresh_p99 <= SCRAPE_P99_TARGET, f"{ms(largest.fresh_p99)} ms"))
+    checks.append(
+        (
+            f"/metrics p99 at {largest.tasks:,} tasks <= 5 ms (after a change, the slower case)",
+            largest.fresh_p99 <= SCRAPE_P99_TARGET,
+            f"{ms(largest.fresh_p99)} ms",
+        )
+    )
     ratio = largest.baseline_p99 / largest.fresh_p99
-    checks.append((f"/metrics p99 at {largest.tasks:,} tasks at least 20x faster than the baseline's",
-                   ratio >= SCRAPE_RATIO_TARGET, f"{ratio:.0f}x"))
+    checks.append(
+        (
+            f"/metrics p99 at {largest.tasks:,} tasks at least 20x faster than the baseline's",
+            ratio >= SCRAPE_RATIO_TARGET,
+            f"{ratio:.0f}x",
+        )
+    )
 
-    table(f"Poll cost and memory (a full first poll of every task, median of {scale.POLL_ROUNDS}; the polls after "
-          f"it until {scale.SUSTAINED_STATUSES:,} statuses, best of {scale.SUSTAINED_REPEATS}; RSS of the running "
-          "exporter)",
-          ["tasks", "first poll wall s", "first poll CPU s", "CPU us/task", "later polls CPU us/status", "RSS MB",
-           "peak RSS MB", "baseline first poll wall s", "baseline RSS MB", "baseline/ours first poll"],
-          [[f"{s.tasks:,}", f"{s.poll_wall:.3f}", f"{s.poll_cpu:.3f}", f"{s.poll_cpu / s.tasks * 1e6:.1f}",
-            f"{s.sustained_cpu * 1e6:.1f}", f"{s.rss_mb:.1f}", f"{s.peak_rss_mb:.1f}",
-            f"{s.baseline_poll_wall:.1f}" + ("*" if s.tasks > scale.BASELINE_POLL_TASKS else ""),
-            f"{s.baseline_rss_mb:.1f}", f"{s.baseline_poll_wall / s.poll_wall:.0f}x"] for s in sizes])
+    table(
+        f"Poll cost and memory (a full first poll of every task, median of {scale.POLL_ROUNDS}; the polls after "
+        f"it until {scale.SUSTAINED_STATUSES:,} statuses, best of {scale.SUSTAINED_REPEATS}; RSS of the running "
+        "exporter)",
+        [
+            "tasks",
+            "first poll wall s",
+            "first poll CPU s",
+            "CPU us/task",
+            "later polls CPU us/status",
+            "RSS MB",
+            "peak RSS MB",
+            "baseline first poll wall s",
+            "baseline RSS MB",
+            "baseline/ours first poll",
+        ],
+        [
+            [
+                f"{s.tasks:,}",
+                f"{s.poll_wall:.3f}",
+                f"{s.poll_cpu:.3f}",
+                f"{s.poll_cpu / s.tasks * 1e6:.1f}",
+                f"{s.sustained_cpu * 1e6:.1f}",
+                f"{s.rss_mb:.1f}",
+                f"{s.peak_rss_mb:.1f}",
+                f"{s.baseline_poll_wall:.1f}" + ("*" if s.tasks > scale.BASELINE_POLL_TASKS else ""),
+                f"{s.baseline_rss_mb:.1f}",
+                f"{s.baseline_poll_wall / s.poll_wall:.0f}x",
+            ]
+            for s in sizes
+        ],
+    )
     print(f"  * timed on {scale.BASELINE_POLL_TASKS:,} tasks and scaled: one request a task takes minutes at this size")
-    checks.append((f"RSS with {largest.tasks:,} tasks <= 100 MB", largest.rss_mb <= RSS_TARGET_MB,
-                   f"{largest.rss_mb:.1f} MB (baseline {largest.baseline_rss_mb:.1f} MB)"))
+    checks.append(
+        (
+            f"RSS with {largest.tasks:,} tasks <= 100 MB",
+            largest.rss_mb <= RSS_TARGET_MB,
+            f"{largest.rss_mb:.1f} MB (baseline {largest.baseline_rss_mb:.1f} MB)",
+        )
+    )
     first = sizes[0]
     growth = largest.tasks / first.tasks
     scrape_growth = largest.fresh_p99 / first.fresh_p99
     poll_growth = growth * largest.sustained_cpu / first.sustained_cpu
-    print(f"  growth from {first.tasks:,} to {largest.tasks:,} tasks ({growth:.0f}x): scrape p99 x{scrape_growth:.1f}, "
-          f"poll CPU x{poll_growth:.1f} (first poll x{largest.poll_cpu / first.poll_cpu:.1f})")
-    checks.append(("scrape and poll cost grow at most linearly with tasks",
-                   scrape_growth <= growth and poll_growth <= growth * POLL_NOISE,
-                   f"x{scrape_growth:.1f} and x{poll_growth:.1f} for x{growth:.0f} tasks"))
+    print(
+        f"  growth from {first.tasks:,} to {largest.tasks:,} tasks ({growth:.0f}x): scrape p99 x{scrape_growth:.1f}, "
+        f"poll CPU x{poll_growth:.1f} (first poll x{largest.poll_cpu / first.poll_cpu:.1f})"
+    )
+    checks.append(
+        (
+            "scrape and poll cost grow at most linearly with tasks",
+            scrape_growth <= growth and poll_growth <= growth * POLL_NOISE,
+            f"x{scrape_growth:.1f} and x{poll_growth:.1f} for x{growth:.0f} tasks",
+        )
+    )
 
 
 async def section_ingest(checks: Checks) -> None:
     ingests = [await ingest.measure(p, n, INGEST_BASELINE_TASKS) for p, n in INGEST.items()]
-    table("Ingest: statuses parsed and applied per CPU second (recorded answers replayed, best of "
-          f"{ingest.ROUNDS}; baseline: one-task answers into per-task Gauges)",
-          ["provider", "statuses", "per second", "baseline per second", "ours/baseline"],
-          [[i.provider, f"{i.statuses:,}", f"{i.per_second:,.0f}", f"{i.baseline_per_second:,.0f}",
-            f"{i.per_second / i.baseline_per_second:.1f}x"] for i in ingests])
+    table(
+        "Ingest: statuses parsed and applied per CPU second (recorded answers replayed, best of "
+        f"{ingest.ROUNDS}; baseline: one-task answers into per-task Gauges)",
+        ["provider", "statuses", "per second", "baseline per second", "ours/baseline"],
+        [
+            [
+                i.provider,
+                f"{i.statuses:,}",
+                f"{i.per_second:,.0f}",
+                f"{i.baseline_per_second:,.0f}",
+                f"{i.per_second / i.baseline_per_second:.1f}x",
+            ]
+            for i in ingests
+        ],
+    )
     yandex = ingests[0]
-    checks.append(("Yandex Direct ingest >= 100,000 statuses/s on one core", yandex.per_second >= INGEST_TARGET,
-                   f"{yandex.per_second:,.0f}/s"))
+    checks.append(
+        (
+            "Yandex Direct ingest >= 100,000 statuses/s on one core",
+            yandex.per_second >= INGEST_TARGET,
+            f"{yandex.per_second:,.0f}/s",
+        )
+    )
 
 
 async def section_ratecap(checks: Checks) -> None:
     rate = await ratecap.measure(RATE_JOBS)
-    table(f"Alibaba Cloud VOD call rate: {rate.jobs:,} jobs in {ratecap.SETS} sets on one account, "
-          f"cap {rate.cap:.0f}/s",
-          ["", "calls", "seconds", "most calls in one second", "throttled"],
-          [["exporter", str(rate.calls), str(rate.seconds), str(rate.max_per_second), str(rate.throttled)],
-           ["baseline", f"(first {ratecap.BASELINE_SECONDS:.0f} s)", "", str(rate.baseline_max_per_second),
-            str(rate.baseline_throttled)]])
-    checks.append((f"VOD calls in any one second <= {rate.cap:.0f}", rate.max_per_second <= rate.cap,
-                   f"{rate.max_per_second} (baseline {rate.baseline_max_per_second})"))
+    table(
+        f"Alibaba Cloud VOD call rate: {rate.jobs:,} jobs in {ratecap.SETS} sets on one account, cap {rate.cap:.0f}/s",
+        ["", "calls", "seconds", "most calls in one second", "throttled"],
+        [
+            ["exporter", str(rate.calls), str(rate.seconds), str(rate.max_per_second), str(rate.throttled)],
+            [
+                "baseline",
+                f"(first {ratecap.BASELINE_SECONDS:.0f} s)",
+                "",
+                str(rate.baseline_max_per_second),
+                str(rate.baseline_throttled),
+            ],
+        ],
+    )
+    checks.append(
+        (
+            f"VOD calls in any one second <= {rate.cap:.0f}",
+            rate.max_per_second <= rate.cap,
+            f"{rate.max_per_second} (baseline {rate.baseline_max_per_second})",
+        )
+    )
 
 
 async def section_tombstones(checks: Checks) -> None:
     tombs = [(n, tombstones.bytes_per_tombstone(n)) for n in TOMBSTONE_COUNTS]
-    table(f"Tombstones: traced bytes per forgotten ID beyond the ID string ({tombstones.HOURS} distinct hours)",
-          ["tombstones", "bytes each"], [[f"{n:,}", f"{b:.1f}"] for n, b in tombs])
+    table(
+        f"Tombstones: traced bytes per forgotten ID beyond the ID string ({tombstones.HOURS} distinct hours)",
+        ["tombstones", "bytes each"],
+        [[f"{n:,}", f"{b:.1f}"] for n, b in tombs],
+    )
     worst_tomb = max(b for _, b in tombs)
-    checks.append((f"a tombstone <= {TOMBSTONE_TARGET_BYTES} bytes beyond its ID",
-                   worst_tomb <= TOMBSTONE_TARGET_BYTES, f"{worst_tomb:.1f} bytes"))
+    checks.append(
+        (
+            f"a tombstone <= {TOMBSTONE_TARGET_BYTES} bytes beyond its ID",
+            worst_tomb <= TOMBSTONE_TARGET_BYTES,
+            f"{worst_tomb:.1f} bytes",
+        )
+    )
 
 
 async def auth_section(checks: list[tuple[str, bool, str]]) -> None:
     a = await auth.measure()
-    table(f"Basic auth: an authorised client's /metrics in ms, alone and while {auth.FLOODERS} clients send wrong "
-          f"passwords (bcrypt cost {auth.COST}, {auth.SCRAPES} scrapes each)",
-          ["", "p50 alone", "p99 alone", "p50 flood", "p99 flood", "p99 flood/alone", "401s a second",
-           "401 known user", "401 unknown user"],
-          [["exporter", ms(a.quiet_p50), ms(a.quiet_p99), ms(a.flood_p50), ms(a.flood_p99),
-            f"{a.flood_p99 / a.quiet_p99:.1f}x", f"{a.wrong_per_second:.1f}", ms(a.known_401), ms(a.unknown_401)],
-           ["baseline (bcrypt on the loop)", "", ms(a.baseline_quiet_p99), "", ms(a.baseline_flood_p99),
-            f"{a.baseline_flood_p99 / a.baseline_quiet_p99:.0f}x", f"({a.baseline_scrapes} scrapes)", "", ""]])
-    checks.append((f"/metrics p99 under a {auth.FLOODERS}-client wrong-password flood <= 3x its p99 alone",
-                   a.flood_p99 <= AUTH_FLOOD_RATIO * a.quiet_p99,
-                   f"{ms(a.flood_p99)} ms vs {ms(a.quiet_p99)} ms ({a.flood_p99 / a.quiet_p99:.1f}x)"))
+    table(
+        f"Basic auth: an authorised client's /metrics in ms, alone and while {auth.FLOODERS} clients send wrong "
+        f"passwords (bcrypt cost {auth.COST}, {auth.SCRAPES} scrapes each)",
+        [
+            "",
+            "p50 alone",
+            "p99 alone",
+            "p50 flood",
+            "p99 flood",
+            "p99 flood/alone",
+            "401s a second",
+            "401 known user",
+            "401 unknown user",
+        ],
+        [
+            [
+                "exporter",
+                ms(a.quiet_p50),
+                ms(a.quiet_p99),
+                ms(a.flood_p50),
+                ms(a.flood_p99),
+                f"{a.flood_p99 / a.quiet_p99:.1f}x",
+                f"{a.wrong_per_second:.1f}",
+                ms(a.known_401),
+                ms(a.unknown_401),
+            ],
+            [
+                "baseline (bcrypt on the loop)",
+                "",
+                ms(a.baseline_quiet_p99),
+                "",
+                ms(a.baseline_flood_p99),
+                f"{a.baseline_flood_p99 / a.baseline_quiet_p99:.0f}x",
+                f"({a.baseline_scrapes} scrapes)",
+                "",
+                "",
+            ],
+        ],
+    )
+    checks.append(
+        (
+            f"/metrics p99 under a {auth.FLOODERS}-client wrong-password flood <= 3x its p99 alone",
+            a.flood_p99 <= AUTH_FLOOD_RATIO * a.quiet_p99,
+            f"{ms(a.flood_p99)} ms vs {ms(a.quiet_p99)} ms ({a.flood_p99 / a.quiet_p99:.1f}x)",
+        )
+    )
 
 
 async def section_stalls(checks: Checks, sizes: tuple[int, ...] = stalls.SIZES) -> None:
@@ -144,8 +297,13 @@ async def section_stalls(checks: Checks, sizes: tuple[int, ...] = stalls.SIZES) 
 
 
 SECTIONS: dict[str, Callable[[Checks], Awaitable[None]]] = {
-    "calls": section_calls, "scale": section_scale, "ingest": section_ingest, "ratecap": section_ratecap,
-    "tombstones": section_tombstones, "auth": auth_section, "stalls": section_stalls,
+    "calls": section_calls,
+    "scale": section_scale,
+    "ingest": section_ingest,
+    "ratecap": section_ratecap,
+    "tombstones": section_tombstones,
+    "auth": auth_section,
+    "stalls": section_stalls,
 }
 
 
@@ -177,11 +335,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", action="store_true", help="profile the Yandex Direct ingest with pyinstrument")
     parser.add_argument("--auth", action="store_true", help="run only the basic-auth flood section")
-    parser.add_argument("--only", default=",".join(SECTIONS),
-                        help=f"comma-separated sections to run, in order (default: all of {','.join(SECTIONS)})")
-    parser.add_argument("--stalls-tasks", default="",
-                        help=f"comma-separated task counts for the stalls section (default: "
-                             f"{','.join(str(n) for n in stalls.SIZES)})")
+    parser.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma-separated sections to run, in order (default: all of {','.join(SECTIONS)})",
+    )
+    parser.add_argument(
+        "--stalls-tasks",
+        default="",
+        help=f"comma-separated task counts for the stalls section (default: {','.join(str(n) for n in stalls.SIZES)})",
+    )
     args = parser.parse_args()
     sections = ["auth"] if args.auth else [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = [s for s in sections if s not in SECTIONS]
@@ -189,14 +352,18 @@ def main() -> int:
         parser.error(f"unknown sections {', '.join(unknown)}; known: {', '.join(SECTIONS)}")
     stall_tasks = tuple(int(n) for n in args.stalls_tasks.split(",") if n.strip())
     started = time.monotonic()
-    print(f"upload-status-exporter benchmark: Python {platform.python_version()}, {os.cpu_count()} cores, "
-          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(
+        f"upload-status-exporter benchmark: Python {platform.python_version()}, {os.cpu_count()} cores, "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+    )
     checks = asyncio.run(run(sections, args.profile, stall_tasks))
     print("\nTargets")
     for what, ok, figure in checks:
         print(f"  {'met   ' if ok else 'MISSED'}  {what}: {figure}")
-    print(f"\n{sum(ok for _, ok, _ in checks)} met, {sum(not ok for _, ok, _ in checks)} missed "
-          f"in {time.monotonic() - started:.0f} s")
+    print(
+        f"\n{sum(ok for _, ok, _ in checks)} met, {sum(not ok for _, ok, _ in checks)} missed "
+        f"in {time.monotonic() - started:.0f} s"
+    )
     return 0 if all(ok for _, ok, _ in checks) else 1
 
 

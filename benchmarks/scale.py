@@ -68,16 +68,18 @@ async def scrape(session: aiohttp.ClientSession, url: str) -> tuple[float, int]:
     return time.perf_counter() - started, len(body)
 
 
-async def scrapes(session: aiohttp.ClientSession, url: str, count: int, seconds: float = 1e9,
-                  before: str | None = None) -> tuple[list[float], int]:
+async def scrapes(
+    session: aiohttp.ClientSession, url: str, count: int, seconds: float = 1e9, before: str | None = None
+) -> tuple[list[float], int]:
     """Scrape `count` times (or until `seconds` passed); `before` is POSTed an ID before each scrape."""
     times: list[float] = []
     size = 0
     deadline = time.monotonic() + seconds
     for i in range(count):
         if before is not None:
-            async with session.post(before, json={"ids": [str(PUSHED_ID_BASE + i)]},
-                                    headers={"Authorization": f"Bearer {PUSH_TOKEN}"}) as resp:
+            async with session.post(
+                before, json={"ids": [str(PUSHED_ID_BASE + i)]}, headers={"Authorization": f"Bearer {PUSH_TOKEN}"}
+            ) as resp:
                 assert resp.status == 200, await resp.text()
         took, size = await scrape(session, url)
         times.append(took)
@@ -88,9 +90,14 @@ async def scrapes(session: aiohttp.ClientSession, url: str, count: int, seconds:
 
 def write_config(workdir: Path, sim_url: str, ids_file: Path) -> Path:
     os.environ["BENCH_PUSH_TOKEN"] = PUSH_TOKEN
-    raw = {"accounts": {"a": common.remote_yandex_account(sim_url)},
-           "task_sets": [common.task_set("bench", "a", {"files": [str(ids_file)],
-                                                        "push_token": {"env": "BENCH_PUSH_TOKEN"}}, interval=3600)]}
+    raw = {
+        "accounts": {"a": common.remote_yandex_account(sim_url)},
+        "task_sets": [
+            common.task_set(
+                "bench", "a", {"files": [str(ids_file)], "push_token": {"env": "BENCH_PUSH_TOKEN"}}, interval=3600
+            )
+        ],
+    }
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
@@ -146,32 +153,53 @@ async def measure(tasks: int) -> ScaleFigure:
             sim_url = common.read_line(sim, READY_SECONDS)
             config = write_config(workdir, sim_url, ids_file)
             port, base_port = common.free_port(), common.free_port()
-            exporter = common.spawn("-m", "exporter", f"--config.file={config}",
-                                    f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn")
-            baseline = common.spawn("-m", "benchmarks.serve", "baseline", f"--endpoint={sim_url}",
-                                    f"--port={base_port}")
+            exporter = common.spawn(
+                "-m",
+                "exporter",
+                f"--config.file={config}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--log.level=warn",
+            )
+            baseline = common.spawn(
+                "-m", "benchmarks.serve", "baseline", f"--endpoint={sim_url}", f"--port={base_port}"
+            )
             children += [exporter, baseline]
             ours = f"http://127.0.0.1:{port}"
             theirs = f"http://127.0.0.1:{base_port}/metrics"
             async with aiohttp.ClientSession() as session:
                 await common.wait_http(session, f"{ours}/-/ready", READY_SECONDS)
                 cached, size = await scrapes(session, f"{ours}/metrics", SCRAPES)
-                fresh, _ = await scrapes(session, f"{ours}/metrics", SCRAPES,
-                                         before=f"{ours}/api/v1/task_sets/bench/tasks")
+                fresh, _ = await scrapes(
+                    session, f"{ours}/metrics", SCRAPES, before=f"{ours}/api/v1/task_sets/bench/tasks"
+                )
                 rss, peak_rss = common.rss_mb(exporter.pid), common.rss_mb(exporter.pid, "VmHWM")
                 assert common.read_line(baseline, READY_SECONDS) == "ready"
                 base, base_size = await scrapes(session, theirs, SCRAPES, BASELINE_SCRAPE_SECONDS)
                 base_rss = common.rss_mb(baseline.pid)
                 for child in children[1:]:  # the poll below runs alone beside the simulator
                     common.stop(child)
-                poll_wall, poll_cpu, sustained, base_poll = await poll_cost(session, config,
-                                                                            ids_file.read_text().split())
+                poll_wall, poll_cpu, sustained, base_poll = await poll_cost(
+                    session, config, ids_file.read_text().split()
+                )
         finally:
             for child in children:
                 common.stop(child)
     return ScaleFigure(
-        tasks, common.median(cached), common.percentile(cached, 0.99), common.median(fresh),
-        common.percentile(fresh, 0.99), size, rss, peak_rss, poll_wall, poll_cpu, sustained, len(base),
-        common.median(base), common.percentile(base, 0.99), base_size, base_rss, base_poll,
+        tasks,
+        common.median(cached),
+        common.percentile(cached, 0.99),
+        common.median(fresh),
+        common.percentile(fresh, 0.99),
+        size,
+        rss,
+        peak_rss,
+        poll_wall,
+        poll_cpu,
+        sustained,
+        len(base),
+        common.median(base),
+        common.percentile(base, 0.99),
+        base_size,
+        base_rss,
+        base_poll,
     )
-

@@ -48,8 +48,10 @@ async def churn(tasks: int, ids_file: Path, churn_seconds: float) -> None:
 
 async def baseline(endpoint: str) -> CollectorRegistry:
     """The hand-written exporter's registry, one Gauge series per task of the simulator."""
-    raw = {"accounts": {"a": common.remote_yandex_account(endpoint)},
-           "task_sets": [common.task_set("bench", "a", {"discover": True})]}
+    raw = {
+        "accounts": {"a": common.remote_yandex_account(endpoint)},
+        "task_sets": [common.task_set("bench", "a", {"discover": True})],
+    }
     async with aiohttp.ClientSession() as session:
         exporter = HandWrittenExporter(common.provider_for(raw, common.live_client(session)), "bench")
         # Filled from one listing: asking one task a request, as it would, takes minutes at

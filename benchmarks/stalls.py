@@ -74,7 +74,6 @@ class Figure:
     statuses: int = 0  # asked during the CPU polls
     first_save_s: float = float("nan")  # with the state file: from ready until the first poll's save was done
 
-
     def scrape(self, q: float) -> float:
         return common.percentile(self.scrapes, q) if self.scrapes else float("nan")
 
@@ -105,9 +104,19 @@ async def control(session: aiohttp.ClientSession, control_url: str, action: str)
 
 def write_config(workdir: Path, sim_url: str, ids_file: Path, interval: float) -> Path:
     account = {**common.remote_yandex_account(sim_url), "rate_limit": common.UNLIMITED}
-    raw = {"accounts": {"a": account},
-           "task_sets": [common.task_set("bench", "a", {"files": [str(ids_file)]}, interval=interval,
-                                         poll_timeout=PHASE_SECONDS, max_retry_time=30)]}
+    raw = {
+        "accounts": {"a": account},
+        "task_sets": [
+            common.task_set(
+                "bench",
+                "a",
+                {"files": [str(ids_file)]},
+                interval=interval,
+                poll_timeout=PHASE_SECONDS,
+                max_retry_time=30,
+            )
+        ],
+    }
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
@@ -126,16 +135,29 @@ class Run:
         self.children: list[subprocess.Popen[bytes]] = []
 
     def exporter_args(self, port: int, state: bool) -> list[str]:
-        args = ["-m", "exporter", f"--config.file={self.config}", f"--web.listen-address=127.0.0.1:{port}",
-                "--log.level=warn"]
+        args = [
+            "-m",
+            "exporter",
+            f"--config.file={self.config}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ]
         return [*args, f"--state.file={self.state_file}"] if state else args
 
     async def start(self, target: str, port: int, log: Path) -> tuple[subprocess.Popen[bytes], str, str]:
         """The target, started and past its first poll: (process, /metrics URL, lag probe URL)."""
         base = f"http://127.0.0.1:{port}"
         if target == "afternoon exporter":
-            proc = common.spawn_logged(self.children, log, "-m", "benchmarks.afternoon", f"--endpoint={self.sim_url}",
-                                f"--ids-file={self.ids_file}", f"--interval={self.interval}", f"--port={port}")
+            proc = common.spawn_logged(
+                self.children,
+                log,
+                "-m",
+                "benchmarks.afternoon",
+                f"--endpoint={self.sim_url}",
+                f"--ids-file={self.ids_file}",
+                f"--interval={self.interval}",
+                f"--port={port}",
+            )
             line = await asyncio.to_thread(common.read_line, proc, READY_SECONDS)
             assert line == "ready", line
             return proc, f"{base}/metrics", f"{base}/favicon.ico"
@@ -227,8 +249,9 @@ class Run:
                 return resp.status == 200
 
         # Both watched at once: each time is when its own check first held.
-        restored_at, ready_at = await asyncio.gather(self.until(READY_SECONDS, restored),
-                                                     self.until(READY_SECONDS, ready))
+        restored_at, ready_at = await asyncio.gather(
+            self.until(READY_SECONDS, restored), self.until(READY_SECONDS, ready)
+        )
         if restored_at is None or ready_at is None:
             raise RuntimeError(f"not ready or restored within {READY_SECONDS:.0f} s of the restart")
         result.restored_s, result.ready_s = restored_at - started, ready_at - started
@@ -279,8 +302,14 @@ async def measure(tasks: int) -> tuple[list[Figure], Restart | None]:
     interval = INTERVALS.get(tasks, 5.0)
     with tempfile.TemporaryDirectory(prefix="upload-stalls-") as tmp:
         workdir = Path(tmp)
-        sim = common.spawn("-m", "benchmarks.serve", "churn", f"--tasks={tasks}", f"--ids-file={workdir / 'ids'}",
-                           f"--churn-seconds={interval / CHURN_PER_INTERVAL}")
+        sim = common.spawn(
+            "-m",
+            "benchmarks.serve",
+            "churn",
+            f"--tasks={tasks}",
+            f"--ids-file={workdir / 'ids'}",
+            f"--churn-seconds={interval / CHURN_PER_INTERVAL}",
+        )
         try:
             sim_url = await asyncio.to_thread(common.read_line, sim, READY_SECONDS)
             os.environ.setdefault("DEMO_YANDEX_DIRECT_TOKEN", "sim-yandex-token")

@@ -38,36 +38,76 @@ ENV_WEB_CONFIG = "UPLOAD_EXPORTER_WEB_CONFIG_FILE"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="upload-status-exporter",
-                                description="Prometheus exporter for upload-task status APIs.")
-    p.add_argument("--config.file", dest="config_file", default="config.yaml",
-                   help="YAML config (default: %(default)s)")
+    p = argparse.ArgumentParser(
+        prog="upload-status-exporter", description="Prometheus exporter for upload-task status APIs."
+    )
+    p.add_argument(
+        "--config.file", dest="config_file", default="config.yaml", help="YAML config (default: %(default)s)"
+    )
     # Defaults may come from the environment, so that a container's HEALTHCHECK and its
     # command line read the same values.
-    p.add_argument("--web.listen-address", dest="listen", action="append", default=[],
-                   help="address to serve on, [host]:port; repeat it to listen on several "
-                        f"(default: ${ENV_LISTEN}, space-separated, or {DEFAULT_LISTEN})")
-    p.add_argument("--web.telemetry-path", dest="telemetry_path", default="/metrics",
-                   help="path under which to expose metrics (default: %(default)s)")
-    p.add_argument("--web.config.file", dest="web_config", default=os.environ.get(ENV_WEB_CONFIG, ""),
-                   help=f"TLS and basic auth, in the exporter-toolkit format (default: ${ENV_WEB_CONFIG})")
-    p.add_argument("--web.max-connections", dest="max_connections", type=int, default=0,
-                   help="connections served at once; beyond, the oldest is closed "
-                        f"(default: the descriptor limit less {listener.DESCRIPTOR_RESERVE})")
-    p.add_argument("--web.read-header-timeout", dest="read_header_timeout", type=float,
-                   default=listener.READ_HEADER_TIMEOUT,
-                   help="seconds a new connection has to send its first request (default: %(default)s)")
-    p.add_argument("--web.idle-timeout", dest="idle_timeout", type=float, default=listener.IDLE_TIMEOUT,
-                   help="seconds an idle keep-alive connection is kept (default: %(default)s)")
-    p.add_argument("--web.enable-lifecycle", dest="lifecycle", action="store_true",
-                   help="allow POST /-/reload (SIGHUP always reloads)")
-    p.add_argument("--state.file", dest="state_file", default="",
-                   help="SQLite file that keeps tracked tasks and counters across restarts (default: memory only)")
+    p.add_argument(
+        "--web.listen-address",
+        dest="listen",
+        action="append",
+        default=[],
+        help="address to serve on, [host]:port; repeat it to listen on several "
+        f"(default: ${ENV_LISTEN}, space-separated, or {DEFAULT_LISTEN})",
+    )
+    p.add_argument(
+        "--web.telemetry-path",
+        dest="telemetry_path",
+        default="/metrics",
+        help="path under which to expose metrics (default: %(default)s)",
+    )
+    p.add_argument(
+        "--web.config.file",
+        dest="web_config",
+        default=os.environ.get(ENV_WEB_CONFIG, ""),
+        help=f"TLS and basic auth, in the exporter-toolkit format (default: ${ENV_WEB_CONFIG})",
+    )
+    p.add_argument(
+        "--web.max-connections",
+        dest="max_connections",
+        type=int,
+        default=0,
+        help="connections served at once; beyond, the oldest is closed "
+        f"(default: the descriptor limit less {listener.DESCRIPTOR_RESERVE})",
+    )
+    p.add_argument(
+        "--web.read-header-timeout",
+        dest="read_header_timeout",
+        type=float,
+        default=listener.READ_HEADER_TIMEOUT,
+        help="seconds a new connection has to send its first request (default: %(default)s)",
+    )
+    p.add_argument(
+        "--web.idle-timeout",
+        dest="idle_timeout",
+        type=float,
+        default=listener.IDLE_TIMEOUT,
+        help="seconds an idle keep-alive connection is kept (default: %(default)s)",
+    )
+    p.add_argument(
+        "--web.enable-lifecycle",
+        dest="lifecycle",
+        action="store_true",
+        help="allow POST /-/reload (SIGHUP always reloads)",
+    )
+    p.add_argument(
+        "--state.file",
+        dest="state_file",
+        default="",
+        help="SQLite file that keeps tracked tasks and counters across restarts (default: memory only)",
+    )
     p.add_argument("--log.level", dest="log_level", default="info", choices=["debug", "info", "warn", "error"])
     p.add_argument("--log.format", dest="log_format", default="logfmt", choices=["logfmt", "json"])
     p.add_argument("--check-config", action="store_true", help="validate the config and exit (0 valid, 2 invalid)")
-    p.add_argument("--healthcheck", action="store_true",
-                   help="ask the exporter running with these --web.* flags whether it is healthy (exit 0) or not (1)")
+    p.add_argument(
+        "--healthcheck",
+        action="store_true",
+        help="ask the exporter running with these --web.* flags whether it is healthy (exit 0) or not (1)",
+    )
     p.add_argument("--demo", action="store_true", help="run against simulated providers on loopback; no config needed")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     args = p.parse_args(argv)
@@ -127,8 +167,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(err, file=sys.stderr)
         return 2
     if not args.telemetry_path.startswith("/") or args.telemetry_path in RESERVED_PATHS:
-        print(f"--web.telemetry-path: expected a path starting with '/', other than {', '.join(RESERVED_PATHS)};"
-              f" got {args.telemetry_path!r}", file=sys.stderr)
+        print(
+            f"--web.telemetry-path: expected a path starting with '/', other than {', '.join(RESERVED_PATHS)};"
+            f" got {args.telemetry_path!r}",
+            file=sys.stderr,
+        )
         return 2
     if args.healthcheck:
         return healthcheck(args, addresses)
@@ -174,12 +217,21 @@ async def serve(args: argparse.Namespace, addresses: Sequence[tuple[str | None, 
             def load() -> config_mod.Config:
                 return demo_config
         else:
+
             def load() -> config_mod.Config:
                 return config_mod.load(args.config_file, PROVIDERS)
+
         web_config = webconfig.load(args.web_config) if args.web_config else webconfig.WebConfig()
         store = StateStore(StateFile(args.state_file)) if args.state_file else StateStore()
-        await Daemon(load, PROVIDERS, store).serve(WebOptions(
-            addresses, web_config, lifecycle_api=args.lifecycle, telemetry_path=args.telemetry_path,
-            max_connections=args.max_connections, read_header_timeout=args.read_header_timeout,
-            idle_timeout=args.idle_timeout))
+        await Daemon(load, PROVIDERS, store).serve(
+            WebOptions(
+                addresses,
+                web_config,
+                lifecycle_api=args.lifecycle,
+                telemetry_path=args.telemetry_path,
+                max_connections=args.max_connections,
+                read_header_timeout=args.read_header_timeout,
+                idle_timeout=args.idle_timeout,
+            )
+        )
     return 0

@@ -37,10 +37,16 @@ def files(m: Mixin) -> dict[Path, str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--job-selector", default=DEFAULT_JOB_SELECTOR,
-                        help="PromQL matchers selecting the exporter's targets (default: %(default)s)")
-    parser.add_argument("--runbook-base-url", default=DEFAULT_RUNBOOK_BASE_URL,
-                        help="absolute URL of the runbook; alerts link to its sections (default: %(default)s)")
+    parser.add_argument(
+        "--job-selector",
+        default=DEFAULT_JOB_SELECTOR,
+        help="PromQL matchers selecting the exporter's targets (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--runbook-base-url",
+        default=DEFAULT_RUNBOOK_BASE_URL,
+        help="absolute URL of the runbook; alerts link to its sections (default: %(default)s)",
+    )
     parser.add_argument("--out", type=Path, default=GRAFANA, help="directory to write into (default: grafana/)")
     parser.add_argument("--check", action="store_true", help="exit 1 when a file under --out is out of date")
     args = parser.parse_args(argv)

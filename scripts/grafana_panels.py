@@ -16,10 +16,15 @@ SCHEMA_VERSION = 39
 
 GREEN: list[tuple[str, float | None]] = [("green", None)]
 ONE_IS_BAD = [("green", None), ("red", 1)]
-UP_DOWN_MAPPING = [{"type": "value", "options": {
-    "0": {"text": "down", "color": "red", "index": 0},
-    "1": {"text": "up", "color": "green", "index": 1},
-}}]
+UP_DOWN_MAPPING = [
+    {
+        "type": "value",
+        "options": {
+            "0": {"text": "down", "color": "red", "index": 0},
+            "1": {"text": "up", "color": "green", "index": 1},
+        },
+    }
+]
 
 
 @dataclass
@@ -49,8 +54,15 @@ def thresholds(steps: Sequence[tuple[str, float | None]]) -> dict[str, Any]:
 
 
 def target(expr: str, legend: str, ref: str, instant: bool, table: bool) -> dict[str, Any]:
-    t: dict[str, Any] = {"datasource": DS, "editorMode": "code", "expr": expr, "legendFormat": legend or "__auto",
-                         "range": not instant, "instant": instant, "refId": ref}
+    t: dict[str, Any] = {
+        "datasource": DS,
+        "editorMode": "code",
+        "expr": expr,
+        "legendFormat": legend or "__auto",
+        "range": not instant,
+        "instant": instant,
+        "refId": ref,
+    }
     if table:
         t["format"] = "table"
     return t
@@ -58,8 +70,12 @@ def target(expr: str, legend: str, ref: str, instant: bool, table: bool) -> dict
 
 def render_panel(p: P, pid: int, x: int, y: int) -> dict[str, Any]:
     table = p.kind == "table"
-    defaults: dict[str, Any] = {"unit": p.unit, "thresholds": thresholds(p.steps), "mappings": p.mappings,
-                                "color": {"mode": "palette-classic" if p.kind == "timeseries" else "thresholds"}}
+    defaults: dict[str, Any] = {
+        "unit": p.unit,
+        "thresholds": thresholds(p.steps),
+        "mappings": p.mappings,
+        "color": {"mode": "palette-classic" if p.kind == "timeseries" else "thresholds"},
+    }
     if p.minmax:
         defaults["min"], defaults["max"] = p.minmax
     if p.decimals is not None:
@@ -67,14 +83,21 @@ def render_panel(p: P, pid: int, x: int, y: int) -> dict[str, Any]:
     legend = {"showLegend": True, "displayMode": "list", "placement": "bottom", "calcs": []}
     options: dict[str, Any] = {"legend": legend, "tooltip": {"mode": "multi", "sort": "desc"}}
     if p.kind == "timeseries":
-        defaults["custom"] = {"drawStyle": "bars" if p.bars else "line", "lineWidth": 1,
-                              "fillOpacity": 60 if p.bars else 20 if p.stack else 5,
-                              "showPoints": "never", "spanNulls": False, "axisSoftMin": 0,
-                              "stacking": {"mode": "normal" if p.stack else "none", "group": "A"},
-                              "thresholdsStyle": {"mode": "off" if len(p.steps) == 1 else "line"}}
+        defaults["custom"] = {
+            "drawStyle": "bars" if p.bars else "line",
+            "lineWidth": 1,
+            "fillOpacity": 60 if p.bars else 20 if p.stack else 5,
+            "showPoints": "never",
+            "spanNulls": False,
+            "axisSoftMin": 0,
+            "stacking": {"mode": "normal" if p.stack else "none", "group": "A"},
+            "thresholdsStyle": {"mode": "off" if len(p.steps) == 1 else "line"},
+        }
     elif p.kind in ("stat", "bargauge"):
-        options = {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-                   "orientation": "horizontal" if p.kind == "bargauge" else "auto"}
+        options = {
+            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+            "orientation": "horizontal" if p.kind == "bargauge" else "auto",
+        }
         if p.kind == "stat":
             options.update(colorMode="value", graphMode="area", justifyMode="auto", textMode="auto")
         else:
@@ -88,7 +111,11 @@ def render_panel(p: P, pid: int, x: int, y: int) -> dict[str, Any]:
         options = {"showHeader": True, "cellHeight": "sm", "footer": {"show": False, "reducer": ["sum"]}}
     refs = "ABCDEFGH"
     panel: dict[str, Any] = {
-        "type": p.kind, "id": pid, "title": p.title, "description": p.description, "datasource": DS,
+        "type": p.kind,
+        "id": pid,
+        "title": p.title,
+        "description": p.description,
+        "datasource": DS,
         "gridPos": {"h": p.h, "w": p.w, "x": x, "y": y},
         "fieldConfig": {"defaults": defaults, "overrides": p.overrides},
         "options": options,
@@ -103,8 +130,16 @@ def layout(rows: Sequence[tuple[str, Sequence[P]]]) -> list[dict[str, Any]]:
     panels: list[dict[str, Any]] = []
     pid, y = 1, 0
     for row_title, row_panels in rows:
-        panels.append({"type": "row", "id": pid, "title": row_title, "collapsed": False, "panels": [],
-                       "gridPos": {"h": 1, "w": 24, "x": 0, "y": y}})
+        panels.append(
+            {
+                "type": "row",
+                "id": pid,
+                "title": row_title,
+                "collapsed": False,
+                "panels": [],
+                "gridPos": {"h": 1, "w": 24, "x": 0, "y": y},
+            }
+        )
         pid, y, x, row_h = pid + 1, y + 1, 0, 0
         for p in row_panels:
             if x + p.w > 24:
@@ -116,31 +151,87 @@ def layout(rows: Sequence[tuple[str, Sequence[P]]]) -> list[dict[str, Any]]:
 
 
 def variable_ds() -> dict[str, Any]:
-    return {"type": "datasource", "name": "datasource", "label": "Data source", "query": "prometheus",
-            "current": {}, "hide": 0, "refresh": 1, "regex": "", "options": [], "skipUrlSync": False}
+    return {
+        "type": "datasource",
+        "name": "datasource",
+        "label": "Data source",
+        "query": "prometheus",
+        "current": {},
+        "hide": 0,
+        "refresh": 1,
+        "regex": "",
+        "options": [],
+        "skipUrlSync": False,
+    }
 
 
 def variable_query(name: str, label: str, query: str, *, multi: bool) -> dict[str, Any]:
-    return {"type": "query", "name": name, "label": label, "datasource": DS,
-            "definition": query, "query": {"query": query, "refId": "PrometheusVariableQueryEditor-VariableQuery"},
-            "refresh": 2, "sort": 1, "multi": multi, "includeAll": True, "allValue": ".*",
-            "current": {"selected": True, "text": ["All"], "value": ["$__all"]} if multi else {},
-            "hide": 0, "regex": "", "options": [], "skipUrlSync": False}
-
-
-def dashboard(uid: str, title: str, description: str, rows: Sequence[tuple[str, Sequence[P]]],
-              variables: list[dict[str, Any]]) -> dict[str, Any]:
     return {
-        "uid": uid, "title": title, "description": description, "tags": TAGS,
-        "schemaVersion": SCHEMA_VERSION, "version": 1, "id": None, "editable": True,
-        "graphTooltip": 1, "refresh": "1m", "timezone": "", "fiscalYearStartMonth": 0, "liveNow": False,
-        "time": {"from": "now-6h", "to": "now"}, "timepicker": {},
-        "annotations": {"list": [{"builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"},
-                                  "enable": True, "hide": True, "iconColor": "rgba(0, 211, 255, 1)",
-                                  "name": "Annotations & Alerts", "type": "dashboard"}]},
-        "links": [{"type": "dashboards", "title": "Upload status", "tags": ["upload-status"], "asDropdown": False,
-                   "includeVars": True, "keepTime": True, "icon": "external link", "targetBlank": False,
-                   "tooltip": "", "url": ""}],
+        "type": "query",
+        "name": name,
+        "label": label,
+        "datasource": DS,
+        "definition": query,
+        "query": {"query": query, "refId": "PrometheusVariableQueryEditor-VariableQuery"},
+        "refresh": 2,
+        "sort": 1,
+        "multi": multi,
+        "includeAll": True,
+        "allValue": ".*",
+        "current": {"selected": True, "text": ["All"], "value": ["$__all"]} if multi else {},
+        "hide": 0,
+        "regex": "",
+        "options": [],
+        "skipUrlSync": False,
+    }
+
+
+def dashboard(
+    uid: str, title: str, description: str, rows: Sequence[tuple[str, Sequence[P]]], variables: list[dict[str, Any]]
+) -> dict[str, Any]:
+    return {
+        "uid": uid,
+        "title": title,
+        "description": description,
+        "tags": TAGS,
+        "schemaVersion": SCHEMA_VERSION,
+        "version": 1,
+        "id": None,
+        "editable": True,
+        "graphTooltip": 1,
+        "refresh": "1m",
+        "timezone": "",
+        "fiscalYearStartMonth": 0,
+        "liveNow": False,
+        "time": {"from": "now-6h", "to": "now"},
+        "timepicker": {},
+        "annotations": {
+            "list": [
+                {
+                    "builtIn": 1,
+                    "datasource": {"type": "grafana", "uid": "-- Grafana --"},
+                    "enable": True,
+                    "hide": True,
+                    "iconColor": "rgba(0, 211, 255, 1)",
+                    "name": "Annotations & Alerts",
+                    "type": "dashboard",
+                }
+            ]
+        },
+        "links": [
+            {
+                "type": "dashboards",
+                "title": "Upload status",
+                "tags": ["upload-status"],
+                "asDropdown": False,
+                "includeVars": True,
+                "keepTime": True,
+                "icon": "external link",
+                "targetBlank": False,
+                "tooltip": "",
+                "url": "",
+            }
+        ],
         "templating": {"list": variables},
         "panels": layout(rows),
     }
@@ -167,8 +258,10 @@ def stat(title: str, description: str, unit: str, expr: str, **kw: Any) -> P:
 
 
 def override(name: str, **props: Any) -> dict[str, Any]:
-    return {"matcher": {"id": "byName", "options": name},
-            "properties": [{"id": k.replace("_", "."), "value": v} for k, v in props.items()]}
+    return {
+        "matcher": {"id": "byName", "options": name},
+        "properties": [{"id": k.replace("_", "."), "value": v} for k, v in props.items()],
+    }
 
 
 def provider_counters() -> list[tuple[str, CounterSpec]]:
@@ -178,6 +271,10 @@ def provider_counters() -> list[tuple[str, CounterSpec]]:
 
 def counter_panel(provider: str, spec: CounterSpec, by: str, legend: str, rate: str) -> P:
     labels = [spec.label] if spec.label else []
-    return P("timeseries", spec.title or spec.name, f"{spec.help} Per second; {provider} only.", spec.unit,
-             [(f"sum by ({', '.join([by, *labels])}) ({rate})",
-               legend + "".join(f" {{{{{label}}}}}" for label in labels))])
+    return P(
+        "timeseries",
+        spec.title or spec.name,
+        f"{spec.help} Per second; {provider} only.",
+        spec.unit,
+        [(f"sum by ({', '.join([by, *labels])}) ({rate})", legend + "".join(f" {{{{{label}}}}}" for label in labels))],
+    )

@@ -34,5 +34,7 @@ def poll_age(q: Selector) -> str:
     time its exporter has been running without a success (as UploadPollStale counts it)."""
     last = q("upload_poll_last_success_timestamp_seconds")
     started = f"process_start_time_seconds{{{', '.join(TARGET_FILTERS)}}}"
-    return (f"time() - max by (provider, task_set) ({last} > 0) or max by (provider, task_set) "
-            f"(({last} == 0) + on (job, instance) group_left () (time() - {started}))")
+    return (
+        f"time() - max by (provider, task_set) ({last} > 0) or max by (provider, task_set) "
+        f"(({last} == 0) + on (job, instance) group_left () (time() - {started}))"
+    )

@@ -60,8 +60,14 @@ class Case:
     def account(self, sim: Simulator, **options: Any) -> dict[str, Any]:
         """An account on this simulator, secrets from the environment (`env()`), not slowed by its rate limit
         (a throttling answer halves it)."""
-        return {"provider": self.provider, "endpoint": sim.url, "rate_limit": 1000, **self.public,
-                **{fld: {"env": env_name(fld)} for fld in self.secrets.values()}, **options}
+        return {
+            "provider": self.provider,
+            "endpoint": sim.url,
+            "rate_limit": 1000,
+            **self.public,
+            **{fld: {"env": env_name(fld)} for fld in self.secrets.values()},
+            **options,
+        }
 
 
 def env_name(account_field: str) -> str:
@@ -73,30 +79,70 @@ def signatures(sim: AliyunVodSimulator) -> list[str]:
     return sent + [percent_encode(s) for s in sent]
 
 
-CASES: dict[str, Case] = {case.provider: case for case in (
-    Case("yandex_direct", YandexDirectSimulator, {"token": "token"}, "53",
-         bad_ids=("12x45", "-7", "0x10", "0", "9" * 19)),
-    Case("ipernity", IpernitySimulator, {"api_key": "api_key", "auth_token": "auth_token", "api_secret": "api_secret"},
-         "105", bad_ids=("a,b", "t 1", "x/y", "é1", "x" * 65),
-         special_codes=frozenset({"1"}),  # "some ticket unknown": the batch is halved (test_ipernity)
-         derived=lambda sim: [c.params["api_sig"] for c in sim.calls]),
-    Case("encoding_com", EncodingComSimulator, {"userkey": "userkey"}, "auth",
-         bad_ids=("12x45", "1,2", "-7", "9" * 21),
-         public={"userid": "31337"}, echoes=(f"Request with key {secret('encoding_com', 'userkey')} refused",),
-         special_codes=frozenset({"wrong_mediaid"}),  # names unknown media, not a failed call (test_encoding_com)
-         task_secrets=(FTP_PASSWORD,)),
-    Case("aliyun_vod", AliyunVodSimulator, {"key_id": "access_key_id", "key_secret": "access_key_secret"},
-         "SignatureDoesNotMatch", bad_ids=("job*1", "job~2", "job 3", "job/4", "задание-5", "任务6", "a+b=c&d%e"),
-         derived=signatures),
-)}
+CASES: dict[str, Case] = {
+    case.provider: case
+    for case in (
+        Case(
+            "yandex_direct",
+            YandexDirectSimulator,
+            {"token": "token"},
+            "53",
+            bad_ids=("12x45", "-7", "0x10", "0", "9" * 19),
+        ),
+        Case(
+            "ipernity",
+            IpernitySimulator,
+            {"api_key": "api_key", "auth_token": "auth_token", "api_secret": "api_secret"},
+            "105",
+            bad_ids=("a,b", "t 1", "x/y", "é1", "x" * 65),
+            special_codes=frozenset({"1"}),  # "some ticket unknown": the batch is halved (test_ipernity)
+            derived=lambda sim: [c.params["api_sig"] for c in sim.calls],
+        ),
+        Case(
+            "encoding_com",
+            EncodingComSimulator,
+            {"userkey": "userkey"},
+            "auth",
+            bad_ids=("12x45", "1,2", "-7", "9" * 21),
+            public={"userid": "31337"},
+            echoes=(f"Request with key {secret('encoding_com', 'userkey')} refused",),
+            special_codes=frozenset({"wrong_mediaid"}),  # names unknown media, not a failed call (test_encoding_com)
+            task_secrets=(FTP_PASSWORD,),
+        ),
+        Case(
+            "aliyun_vod",
+            AliyunVodSimulator,
+            {"key_id": "access_key_id", "key_secret": "access_key_secret"},
+            "SignatureDoesNotMatch",
+            bad_ids=("job*1", "job~2", "job 3", "job/4", "задание-5", "任务6", "a+b=c&d%e"),
+            derived=signatures,
+        ),
+    )
+}
 
 
-def config(case: Case, sim: Simulator, tasks: list[str] | dict[str, Any], account: dict[str, Any] | None = None,
-           **task_set: Any) -> dict[str, Any]:
+def config(
+    case: Case,
+    sim: Simulator,
+    tasks: list[str] | dict[str, Any],
+    account: dict[str, Any] | None = None,
+    **task_set: Any,
+) -> dict[str, Any]:
     """One account on this simulator and one task set, `set`, polling it."""
-    return {"accounts": {"acc": case.account(sim, **(account or {}))},
-            "task_sets": [{"name": "set", "account": "acc", "interval": 60, "max_tries": 2, "max_retry_time": 1,
-                           "tasks": {"ids": tasks} if isinstance(tasks, list) else tasks, **task_set}]}
+    return {
+        "accounts": {"acc": case.account(sim, **(account or {}))},
+        "task_sets": [
+            {
+                "name": "set",
+                "account": "acc",
+                "interval": 60,
+                "max_tries": 2,
+                "max_retry_time": 1,
+                "tasks": {"ids": tasks} if isinstance(tasks, list) else tasks,
+                **task_set,
+            }
+        ],
+    }
 
 
 def four_tasks(sim: Simulator) -> list[str]:
@@ -128,8 +174,12 @@ def error_class(errors: ErrorCodes, code: str) -> type[ProviderError]:
 
 def api_codes() -> list[tuple[str, str]]:
     """Every (provider, code) its ErrorCodes table names, but codes with a meaning of their own."""
-    return [(name, code) for name, case in CASES.items() for code in sorted(case.errors.known)
-            if code not in case.special_codes]
+    return [
+        (name, code)
+        for name, case in CASES.items()
+        for code in sorted(case.errors.known)
+        if code not in case.special_codes
+    ]
 
 
 def leaks(err: BaseException, secrets: list[str]) -> list[str]:

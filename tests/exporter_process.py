@@ -61,12 +61,14 @@ class Metrics:
         self.samples = [s for fam in text_string_to_metric_families(text) for s in fam.samples]
 
     def value(self, name: str, **labels: str) -> float:
-        return sum(s.value for s in self.samples
-                   if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
+        return sum(
+            s.value for s in self.samples if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+        )
 
     def get(self, name: str, **labels: str) -> float | None:
-        found = [s.value for s in self.samples
-                 if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())]
+        found = [
+            s.value for s in self.samples if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+        ]
         return sum(found) if found else None
 
     def by_label(self, name: str, label: str, **labels: str) -> dict[str, float]:
@@ -80,8 +82,9 @@ class Metrics:
 class ExporterProcess:
     """One exporter process at a time over one config and state file; `start` again after `kill9`."""
 
-    def __init__(self, workdir: Path, config: Mapping[str, Any], env: Mapping[str, str], *,
-                 state_file: Path | None = None) -> None:
+    def __init__(
+        self, workdir: Path, config: Mapping[str, Any], env: Mapping[str, str], *, state_file: Path | None = None
+    ) -> None:
         self.workdir = workdir
         self.config_path = workdir / "exporter.yaml"
         self.config_path.write_text(yaml.safe_dump(dict(config), sort_keys=False), encoding="utf-8")
@@ -100,8 +103,15 @@ class ExporterProcess:
     def start(self) -> None:
         """Start the process and wait until it serves /-/healthy."""
         self.port = free_port()
-        args = [sys.executable, "-m", "exporter", f"--config.file={self.config_path}",
-                f"--web.listen-address=127.0.0.1:{self.port}", "--log.format=json", "--log.level=info"]
+        args = [
+            sys.executable,
+            "-m",
+            "exporter",
+            f"--config.file={self.config_path}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--log.format=json",
+            "--log.level=info",
+        ]
         if self.state_file is not None:
             args.append(f"--state.file={self.state_file}")
         with self.log_path.open("ab") as log:  # the child keeps its own descriptor
@@ -153,8 +163,11 @@ class ExporterProcess:
 
     def push(self, task_set: str, ids: list[str], token: str) -> tuple[int, Any]:
         request = urllib.request.Request(
-            f"{self.base}/api/v1/task_sets/{task_set}/tasks", data=json.dumps({"ids": ids}).encode(), method="POST",
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+            f"{self.base}/api/v1/task_sets/{task_set}/tasks",
+            data=json.dumps({"ids": ids}).encode(),
+            method="POST",
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
         try:
             with DIRECT.open(request, timeout=10) as resp:
                 return resp.status, json.load(resp)

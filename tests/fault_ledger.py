@@ -35,13 +35,18 @@ class Ledger:
 
     def states(self, metrics: Metrics, provider: str) -> dict[str, str]:
         name = self.set_name[provider]
-        return {s.labels["task_id"]: s.labels["state"] for s in metrics.samples
-                if s.name == "upload_task_state" and s.labels.get("task_set") == name}
+        return {
+            s.labels["task_id"]: s.labels["state"]
+            for s in metrics.samples
+            if s.name == "upload_task_state" and s.labels.get("task_set") == name
+        }
 
     def counters(self, metrics: Metrics, provider: str) -> tuple[float, float]:
         labels = {"provider": provider, "task_set": self.set_name[provider]}
-        return (metrics.value("upload_tasks_completed_total", **labels),
-                metrics.value("upload_tasks_failed_total", **labels))
+        return (
+            metrics.value("upload_tasks_completed_total", **labels),
+            metrics.value("upload_tasks_failed_total", **labels),
+        )
 
     def check(self, metrics: Metrics, provider: str, at: float) -> list[str]:
         """What is newly wrong in this scrape, taken at `at` (simulator clock)."""
@@ -60,11 +65,15 @@ class Ledger:
         by_state = sum(s == "done" for s in states.values()), sum(s == "error" for s in states.values())
         off = (done - by_state[0], failed - by_state[1])
         if off[0] > carry.miscounted[0] or off[1] > carry.miscounted[1]:
-            problems.append(f"counted twice: completed {done:g} for {by_state[0]} done, failed {failed:g} "
-                            f"for {by_state[1]} in error")
+            problems.append(
+                f"counted twice: completed {done:g} for {by_state[0]} done, failed {failed:g} "
+                f"for {by_state[1]} in error"
+            )
         if off[0] < carry.miscounted[0] or off[1] < carry.miscounted[1]:
-            problems.append(f"transitions not counted: completed {done:g} for {by_state[0]} done, failed "
-                            f"{failed:g} for {by_state[1]} in error")
+            problems.append(
+                f"transitions not counted: completed {done:g} for {by_state[0]} done, failed "
+                f"{failed:g} for {by_state[1]} in error"
+            )
         return problems
 
     def behind(self, metrics: Metrics, provider: str, cleared: float) -> set[str]:
@@ -81,5 +90,7 @@ class Ledger:
             carry.wrong |= {t for t, s in states.items() if s in FINAL and s != self.world.expected(p, t, now + 0.5)}
             carry.untracked |= set(self.ids[p]) - set(states)
             done, failed = self.counters(metrics, p)
-            carry.miscounted = (done - sum(s == "done" for s in states.values()),
-                                failed - sum(s == "error" for s in states.values()))
+            carry.miscounted = (
+                done - sum(s == "done" for s in states.values()),
+                failed - sum(s == "error" for s in states.values()),
+            )

@@ -45,11 +45,23 @@ IN_FLIGHT = 0.2  # requests arriving this soon after an answer were sent before 
 # and ipernity 113: 5 s, encoding.com's rate limit: 60 s); VOD asks none, but every Throttling
 # answer halves the account's call rate, which climbs back call by call (about 3 s measured).
 THROTTLE_PAUSE = {"yandex_direct": 5.0, "ipernity": 5.0, "encoding_com": 60.0, "aliyun_vod": 3.0}
-RESULT = {"http_500": "http_error", "http_502": "http_error", "http_503": "http_error", "hang": "timeout",
-          "reset": "http_error", "truncated": "http_error", "malformed": "invalid_response",
-          "wrong_content_type": "invalid_response", "oversized": "invalid_response",
-          "oversized_chunked": "invalid_response", "xml_bomb": "invalid_response",
-          "external_entity": "invalid_response", "throttle": "api_error", "auth": "api_error", "partial": "ok"}
+RESULT = {
+    "http_500": "http_error",
+    "http_502": "http_error",
+    "http_503": "http_error",
+    "hang": "timeout",
+    "reset": "http_error",
+    "truncated": "http_error",
+    "malformed": "invalid_response",
+    "wrong_content_type": "invalid_response",
+    "oversized": "invalid_response",
+    "oversized_chunked": "invalid_response",
+    "xml_bomb": "invalid_response",
+    "external_entity": "invalid_response",
+    "throttle": "api_error",
+    "auth": "api_error",
+    "partial": "ok",
+}
 DOWN_LINE, UP_LINE = re.compile(r"\bis down\b"), re.compile(r"\brecovered\b")
 
 
@@ -155,8 +167,10 @@ class MatrixRun:
         mib = 1 << 20
         for cell in cells.values():
             cell.notes["phase_seconds"] = round(time.monotonic() - started, 1)
-            cell.notes.setdefault("rss_mib", (round(rss_base / mib, 1), round(rss_peak / mib, 1),
-                                              round(self.exporter.rss_bytes() / mib, 1)))
+            cell.notes.setdefault(
+                "rss_mib",
+                (round(rss_base / mib, 1), round(rss_peak / mib, 1), round(self.exporter.rss_bytes() / mib, 1)),
+            )
         return cells
 
     def wait_recovery(self, cells: Mapping[str, Cell], phase: Phase, cleared: float) -> dict[str, float]:
@@ -166,9 +180,18 @@ class MatrixRun:
         return self.wait_up(cells, bound + SLACK)
 
     # -- judging --------------------------------------------------------------------------
-    def judge(self, phase: Phase, cells: Mapping[str, Cell], before: Metrics | None, log_at: int,
-              seen_requests: Mapping[str, int], down: Mapping[str, float], lowest: Mapping[str, float],
-              cleared: float, recovered: Mapping[str, float]) -> None:
+    def judge(
+        self,
+        phase: Phase,
+        cells: Mapping[str, Cell],
+        before: Metrics | None,
+        log_at: int,
+        seen_requests: Mapping[str, int],
+        down: Mapping[str, float],
+        lowest: Mapping[str, float],
+        cleared: float,
+        recovered: Mapping[str, float],
+    ) -> None:
         after = self.catch_up(cells, cleared)
         if after is not None:
             self.ledger.commit(after, cleared, time.time())
@@ -176,11 +199,11 @@ class MatrixRun:
         exposed = self.exporter.log_text(log_at) + (after.text if after else "")
         leaked = [s for s in self.world.secret_values() if s in exposed]
         for p, cell in cells.items():
-            faulted = [r for r in self.world.received(p)[seen_requests[p]:] if r.answer == phase.kind]
+            faulted = [r for r in self.world.received(p)[seen_requests[p] :] if r.answer == phase.kind]
             cell.notes["fault_requests"] = len(faulted)
             if not faulted:
                 cell.reasons.append("no request met the fault (the exporter never called)")
-            self.judge_gaps(cell, self.world.received(p)[seen_requests[p]:])
+            self.judge_gaps(cell, self.world.received(p)[seen_requests[p] :])
             if leaked:
                 cell.reasons.append(f"{len(leaked)} secret(s) in the logs or on /metrics")
             self.judge_counters(phase, cell, before, after)
@@ -213,7 +236,7 @@ class MatrixRun:
         gaps = []
         for i, r in enumerate(received):
             if r.retry_after is not None:
-                later = next((x for x in received[i + 1:] if x.at > r.at + IN_FLIGHT), None)
+                later = next((x for x in received[i + 1 :] if x.at > r.at + IN_FLIGHT), None)
                 if later is not None:
                     gaps.append((later.at - r.at, r.retry_after, later.answer))
         if not gaps:
@@ -229,19 +252,25 @@ class MatrixRun:
         if before is None or after is None:
             return
         labels = {"provider": cell.provider, "task_set": self.set_name[cell.provider]}
-        moved = {r: after.value("upload_provider_requests_total", result=r, **labels)
-                 - before.value("upload_provider_requests_total", result=r, **labels)
-                 for r in ("ok", "api_error", "http_error", "timeout", "invalid_response")}
+        moved = {
+            r: after.value("upload_provider_requests_total", result=r, **labels)
+            - before.value("upload_provider_requests_total", result=r, **labels)
+            for r in ("ok", "api_error", "http_error", "timeout", "invalid_response")
+        }
         cell.notes["requests"] = {r: int(n) for r, n in moved.items() if n}
         want = RESULT[phase.kind]
         if moved[want] < 1:
             cell.reasons.append(f"requests_total{{result={want!r}}} did not move (moved: {cell.notes['requests']})")
         if phase.kind == "partial" and any(n for r, n in moved.items() if r != "ok"):
             cell.reasons.append(f"a partial answer counted as a failure: {cell.notes['requests']}")
-        code = self.world.sims[cell.provider].throttle_code if phase.kind == "throttle" else (
-            self.world.sims[cell.provider].auth_code if phase.kind == "auth" else "")
+        code = (
+            self.world.sims[cell.provider].throttle_code
+            if phase.kind == "throttle"
+            else (self.world.sims[cell.provider].auth_code if phase.kind == "auth" else "")
+        )
         if code and after.value("upload_provider_api_errors_total", code=code, **labels) <= before.value(
-                "upload_provider_api_errors_total", code=code, **labels):
+            "upload_provider_api_errors_total", code=code, **labels
+        ):
             cell.reasons.append(f"api_errors_total{{code={code!r}}} did not move")
 
     def judge_log(self, phase: Phase, cell: Cell, records: list[dict[str, Any]]) -> None:
@@ -262,8 +291,10 @@ class MatrixRun:
             if (metrics and not any(behind.values())) or time.monotonic() > deadline:
                 for p, late in behind.items():
                     if late:
-                        cells[p].reasons.append(f"transitions lost: {len(late)} tasks finished by the fault's end "
-                                                f"not final {TRUTH_WAIT:g}s later")
+                        cells[p].reasons.append(
+                            f"transitions lost: {len(late)} tasks finished by the fault's end "
+                            f"not final {TRUTH_WAIT:g}s later"
+                        )
                 return metrics
             time.sleep(STEP_SECONDS)
 
@@ -280,11 +311,15 @@ class MatrixRun:
         for cell in cells.values():
             cell.notes["rss_mib"] = (round(base / mib, 1), round(peak / mib, 1), round(settled / mib, 1))
             if peak - base > 2 * cap + tolerance:
-                cell.reasons.append(f"RSS grew {(peak - base) / mib:.0f} MiB (bound: twice the {cap / mib:g} MiB "
-                                    f"cap and {tolerance / mib:g} MiB)")
+                cell.reasons.append(
+                    f"RSS grew {(peak - base) / mib:.0f} MiB (bound: twice the {cap / mib:g} MiB "
+                    f"cap and {tolerance / mib:g} MiB)"
+                )
             if settled > base + tolerance:
-                cell.reasons.append(f"RSS stayed {(settled - base) / mib:.0f} MiB above its baseline "
-                                    f"(tolerance {tolerance / mib:.0f} MiB)")
+                cell.reasons.append(
+                    f"RSS stayed {(settled - base) / mib:.0f} MiB above its baseline "
+                    f"(tolerance {tolerance / mib:.0f} MiB)"
+                )
 
 
 def _once(cell: Cell, reason: str) -> None:

@@ -65,13 +65,17 @@ class World:
         if provider == "yandex_direct":
             return YandexDirectSimulator(token=self._secret("FT_YANDEX_TOKEN", "y0_ft"))
         if provider == "ipernity":
-            return IpernitySimulator(api_key=self._secret("FT_IPERNITY_KEY", "ftkey"),
-                                     api_secret=self._secret("FT_IPERNITY_SECRET", "ftsecret"),
-                                     auth_token=self._secret("FT_IPERNITY_TOKEN", "fttoken"))
+            return IpernitySimulator(
+                api_key=self._secret("FT_IPERNITY_KEY", "ftkey"),
+                api_secret=self._secret("FT_IPERNITY_SECRET", "ftsecret"),
+                auth_token=self._secret("FT_IPERNITY_TOKEN", "fttoken"),
+            )
         if provider == "encoding_com":
             return EncodingComSimulator(userid="ft-user", userkey=self._secret("FT_ENCODING_KEY", "ftuserkey"))
-        return AliyunVodSimulator(key_id=self._secret("FT_VOD_KEY_ID", "LTAI5tFt"),
-                                  key_secret=self._secret("FT_VOD_KEY_SECRET", "ftvodsecret"))
+        return AliyunVodSimulator(
+            key_id=self._secret("FT_VOD_KEY_ID", "LTAI5tFt"),
+            key_secret=self._secret("FT_VOD_KEY_SECRET", "ftvodsecret"),
+        )
 
     def secret_values(self) -> list[str]:
         return list(self.env.values())
@@ -82,8 +86,11 @@ class World:
         raw: dict[str, Any] = {"provider": provider, "endpoint": sim.url, "timeout": self.account_timeout}
         fields = {
             "yandex_direct": {"token": "FT_YANDEX_TOKEN"},
-            "ipernity": {"api_key": "FT_IPERNITY_KEY", "api_secret": "FT_IPERNITY_SECRET",
-                         "auth_token": "FT_IPERNITY_TOKEN"},
+            "ipernity": {
+                "api_key": "FT_IPERNITY_KEY",
+                "api_secret": "FT_IPERNITY_SECRET",
+                "auth_token": "FT_IPERNITY_TOKEN",
+            },
             "encoding_com": {"userkey": "FT_ENCODING_KEY"},
             "aliyun_vod": {"access_key_id": "FT_VOD_KEY_ID", "access_key_secret": "FT_VOD_KEY_SECRET"},
         }[provider]
@@ -124,8 +131,10 @@ class World:
         def add() -> list[str]:
             now = sim.clock()
             fails = [bool(fail_every) and i % fail_every == fail_every - 1 for i in range(len(finish_at))]
-            return [sim.add_task(duration=max(0.0, at - now), fails=f).task_id
-                    for at, f in zip(finish_at, fails, strict=True)]
+            return [
+                sim.add_task(duration=max(0.0, at - now), fails=f).task_id
+                for at, f in zip(finish_at, fails, strict=True)
+            ]
 
         return self.call(add)
 

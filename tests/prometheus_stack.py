@@ -152,11 +152,19 @@ class Stack:
             ids_file.write_text("".join(f"{t}\n" for t in ids), encoding="utf-8")
             sim.fail_next(f"api:{API_ERRORS[sim.name]}" if sim.name in API_ERRORS else "http_500", times=2)
             raw["accounts"][f"e2e-{sim.name}"] = sim.demo_account()
-            raw["task_sets"].append({
-                "name": f"e2e-{sim.name}", "account": f"e2e-{sim.name}", "interval": 1, "jitter": 0,
-                "tasks": sim.demo_tasks(str(ids_file)), "labels": {"scenario": "e2e"}, "per_task_series": 20,
-                "max_tries": 3, "max_retry_time": 2,
-            })
+            raw["task_sets"].append(
+                {
+                    "name": f"e2e-{sim.name}",
+                    "account": f"e2e-{sim.name}",
+                    "interval": 1,
+                    "jitter": 0,
+                    "tasks": sim.demo_tasks(str(ids_file)),
+                    "labels": {"scenario": "e2e"},
+                    "per_task_series": 20,
+                    "max_tries": 3,
+                    "max_retry_time": 2,
+                }
+            )
         cfg = config_mod.parse(raw, PROVIDERS, "<e2e>")
         store = StateStore()
         for _ in range(REPLICAS):
@@ -205,28 +213,44 @@ class Stack:
         config.write_text(yaml.safe_dump(alertmanager_test_config(webhook), sort_keys=False), encoding="utf-8")
         port = free_port()
         self.alertmanager_url = f"http://127.0.0.1:{port}"
-        self._spawn("alertmanager", [
-            "prometheus-alertmanager", f"--config.file={config}", f"--storage.path={self.workdir / 'am-data'}",
-            f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn",
-        ])
+        self._spawn(
+            "alertmanager",
+            [
+                "prometheus-alertmanager",
+                f"--config.file={config}",
+                f"--storage.path={self.workdir / 'am-data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--cluster.listen-address=",
+                "--log.level=warn",
+            ],
+        )
 
     def _start_prometheus(self) -> None:
         exporters = [urllib.parse.urlsplit(url).netloc for url in self.exporter_urls]
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
             "rule_files": [str(shortened_rules(self.workdir / "rules.yml"))],
-            "alerting": {"alertmanagers": [{"static_configs": [
-                {"targets": [urllib.parse.urlsplit(self.alertmanager_url).netloc]}]}]},
+            "alerting": {
+                "alertmanagers": [
+                    {"static_configs": [{"targets": [urllib.parse.urlsplit(self.alertmanager_url).netloc]}]}
+                ]
+            },
             "scrape_configs": [{"job_name": JOB, "static_configs": [{"targets": exporters}]}],
         }
         path = self.workdir / "prometheus.yml"
         path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
         port = free_port()
         self.prometheus_url = f"http://127.0.0.1:{port}"
-        self._spawn("prometheus", [
-            "prometheus", f"--config.file={path}", f"--storage.tsdb.path={self.workdir / 'prom-data'}",
-            f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn",
-        ])
+        self._spawn(
+            "prometheus",
+            [
+                "prometheus",
+                f"--config.file={path}",
+                f"--storage.tsdb.path={self.workdir / 'prom-data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--log.level=warn",
+            ],
+        )
 
     # -- whole stack ------------------------------------------------------------------
     def start(self) -> None:
@@ -271,8 +295,12 @@ class Stack:
 
     def alerts_received(self, alertname: str) -> list[tuple[str, dict[str, Any]]]:
         """(receiver path, alert) of every alert with this name the webhook got so far."""
-        return [(path, alert) for path, body in list(self.webhook_calls) for alert in body.get("alerts", [])
-                if alert.get("labels", {}).get("alertname") == alertname]
+        return [
+            (path, alert)
+            for path, body in list(self.webhook_calls)
+            for alert in body.get("alerts", [])
+            if alert.get("labels", {}).get("alertname") == alertname
+        ]
 
 
 def grafana_to_promql(expr: str, instance: str = ".*") -> str:

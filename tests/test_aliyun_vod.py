@@ -49,11 +49,26 @@ def key_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def config(sim: AliyunVodSimulator, tasks: dict[str, Any], *, sets: int = 1, **account: Any) -> dict[str, Any]:
     return {
-        "accounts": {"vod": {"provider": "aliyun_vod", "endpoint": sim.url,
-                             "access_key_id": {"env": "TEST_ALIYUN_KEY_ID"},
-                             "access_key_secret": {"env": "TEST_ALIYUN_KEY_SECRET"}, **account}},
-        "task_sets": [{"name": f"videos{i}" if i else "videos", "account": "vod", "interval": 60, "tasks": tasks,
-                       "max_tries": 2, "max_retry_time": 1} for i in range(sets)],
+        "accounts": {
+            "vod": {
+                "provider": "aliyun_vod",
+                "endpoint": sim.url,
+                "access_key_id": {"env": "TEST_ALIYUN_KEY_ID"},
+                "access_key_secret": {"env": "TEST_ALIYUN_KEY_SECRET"},
+                **account,
+            }
+        },
+        "task_sets": [
+            {
+                "name": f"videos{i}" if i else "videos",
+                "account": "vod",
+                "interval": 60,
+                "tasks": tasks,
+                "max_tries": 2,
+                "max_retry_time": 1,
+            }
+            for i in range(sets)
+        ],
     }
 
 
@@ -153,31 +168,62 @@ def test_track_takes_only_known_values():
 # -- signature --------------------------------------------------------------------------
 
 DESCRIBE_REGIONS = {  # Alibaba Cloud's published example (ECS DescribeRegions, secret "testsecret")
-    "AccessKeyId": "testid", "Action": "DescribeRegions", "Format": "XML", "SignatureMethod": "HMAC-SHA1",
-    "SignatureNonce": "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf", "SignatureVersion": "1.0",
-    "Timestamp": "2016-02-23T12:46:24Z", "Version": "2014-05-26",
+    "AccessKeyId": "testid",
+    "Action": "DescribeRegions",
+    "Format": "XML",
+    "SignatureMethod": "HMAC-SHA1",
+    "SignatureNonce": "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf",
+    "SignatureVersion": "1.0",
+    "Timestamp": "2016-02-23T12:46:24Z",
+    "Version": "2014-05-26",
 }
 SEND_SMS = {  # the published SMS example (secret "testSecret"): non-ASCII and JSON values
-    "AccessKeyId": "testId", "Action": "SendSms", "Format": "XML", "OutId": "123", "PhoneNumbers": "15300000001",
-    "RegionId": "cn-hangzhou", "SignName": "阿里云短信测试专用", "SignatureMethod": "HMAC-SHA1",
-    "SignatureNonce": "45e25e9b-0a6f-4070-8c85-2956eda1b466", "SignatureVersion": "1.0",
-    "TemplateCode": "SMS_71390007", "TemplateParam": '{"customer":"test"}', "Timestamp": "2017-07-12T02:42:19Z",
+    "AccessKeyId": "testId",
+    "Action": "SendSms",
+    "Format": "XML",
+    "OutId": "123",
+    "PhoneNumbers": "15300000001",
+    "RegionId": "cn-hangzhou",
+    "SignName": "阿里云短信测试专用",
+    "SignatureMethod": "HMAC-SHA1",
+    "SignatureNonce": "45e25e9b-0a6f-4070-8c85-2956eda1b466",
+    "SignatureVersion": "1.0",
+    "TemplateCode": "SMS_71390007",
+    "TemplateParam": '{"customer":"test"}',
+    "Timestamp": "2017-07-12T02:42:19Z",
     "Version": "2017-05-25",
 }
-VOD_COMMON = {"Action": "GetURLUploadInfos", "Version": "2017-03-21", "Format": "JSON",
-              "AccessKeyId": "LTAI5tExampleKeyId", "SignatureMethod": "HMAC-SHA1", "SignatureVersion": "1.0",
-              "SignatureNonce": "0d3c5b4e-8f1a-4c52-9e7d-6a2b1f0c9e83", "Timestamp": "2026-03-01T08:15:30Z"}
+VOD_COMMON = {
+    "Action": "GetURLUploadInfos",
+    "Version": "2017-03-21",
+    "Format": "JSON",
+    "AccessKeyId": "LTAI5tExampleKeyId",
+    "SignatureMethod": "HMAC-SHA1",
+    "SignatureVersion": "1.0",
+    "SignatureNonce": "0d3c5b4e-8f1a-4c52-9e7d-6a2b1f0c9e83",
+    "Timestamp": "2026-03-01T08:15:30Z",
+}
 SDK_URLS = ["https://media.example.com/a b/ç*~.mp4?x=1&y=2", "https://media.example.com/视频/1.mp4"]
 
 
-@pytest.mark.parametrize(("params", "secret", "expected"), [
-    (DESCRIBE_REGIONS, "testsecret", "OLeaidS1JvxuMvnyHOwuJ+uX5qY="),
-    (SEND_SMS, "testSecret", "zJDF+Lrzhj/ThnlvIToysFRq6t4="),
-    # Computed with aliyun-python-sdk-core 2.16.1 (rpc_signature_composer, sha_hmac1).
-    ({**VOD_COMMON, "JobIds": "job*1,job~2,job 3,job/4,задание-5"}, "example-secret", "epbz0mcY814UTwDXX4FtLOurhQA="),
-    ({**VOD_COMMON, "UploadURLs": ",".join(percent_encode(u) for u in SDK_URLS)}, "example-secret",
-     "0Ol+zJGSfML4F5Jyuvt6LdW9H9E="),
-])
+@pytest.mark.parametrize(
+    ("params", "secret", "expected"),
+    [
+        (DESCRIBE_REGIONS, "testsecret", "OLeaidS1JvxuMvnyHOwuJ+uX5qY="),
+        (SEND_SMS, "testSecret", "zJDF+Lrzhj/ThnlvIToysFRq6t4="),
+        # Computed with aliyun-python-sdk-core 2.16.1 (rpc_signature_composer, sha_hmac1).
+        (
+            {**VOD_COMMON, "JobIds": "job*1,job~2,job 3,job/4,задание-5"},
+            "example-secret",
+            "epbz0mcY814UTwDXX4FtLOurhQA=",
+        ),
+        (
+            {**VOD_COMMON, "UploadURLs": ",".join(percent_encode(u) for u in SDK_URLS)},
+            "example-secret",
+            "0Ol+zJGSfML4F5Jyuvt6LdW9H9E=",
+        ),
+    ],
+)
 def test_signature_matches_published_and_sdk_vectors(params, secret, expected):
     assert signature(params, secret) == expected
     assert server_signature("GET", params, secret)[1] == expected
@@ -187,7 +233,8 @@ def test_string_to_sign_and_percent_encoding_rules():
     assert string_to_sign(DESCRIBE_REGIONS) == (
         "GET&%2F&AccessKeyId%3Dtestid%26Action%3DDescribeRegions%26Format%3DXML%26SignatureMethod%3DHMAC-SHA1"
         "%26SignatureNonce%3D3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf%26SignatureVersion%3D1.0"
-        "%26Timestamp%3D2016-02-23T12%253A46%253A24Z%26Version%3D2014-05-26")
+        "%26Timestamp%3D2016-02-23T12%253A46%253A24Z%26Version%3D2014-05-26"
+    )
     assert percent_encode("a b*c~d/e+f=g&h-_.") == "a%20b%2Ac~d%2Fe%2Bf%3Dg%26h-_."
     assert percent_encode("派") == "%E6%B4%BE"
 
@@ -214,14 +261,22 @@ async def test_tampered_or_replayed_request_is_refused(sim, harness, clock, sess
     assert len(sim.calls) == 1
 
 
-@pytest.mark.parametrize(("selection", "detail"), [
-    ({"JobIds": ",".join(f"job{i}" for i in range(11))}, '"JobIds"'),
-    ({"UploadURLs": "https://media.example.com/a.mp4"}, '"UploadURLs"'),  # not URL-encoded
-    ({}, '"JobIds"'),
-])
+@pytest.mark.parametrize(
+    ("selection", "detail"),
+    [
+        ({"JobIds": ",".join(f"job{i}" for i in range(11))}, '"JobIds"'),
+        ({"UploadURLs": "https://media.example.com/a.mp4"}, '"UploadURLs"'),  # not URL-encoded
+        ({}, '"JobIds"'),
+    ],
+)
 async def test_simulator_refuses_bad_selections(sim, session, clock, selection, detail):
-    params = {**VOD_COMMON, "AccessKeyId": KEY_ID, "SignatureNonce": str(uuid.uuid4()),
-              "Timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock())), **selection}
+    params = {
+        **VOD_COMMON,
+        "AccessKeyId": KEY_ID,
+        "SignatureNonce": str(uuid.uuid4()),
+        "Timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock())),
+        **selection,
+    }
     async with session.get(URL(f"{sim.url}?{signed_query(params, SECRET)}", encoded=True)) as resp:
         body = await resp.json()
     assert resp.status == 400 and body["Code"] in ("InvalidParameter", "MissingParameter")

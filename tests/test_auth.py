@@ -20,10 +20,18 @@ from exporter.providers import PROVIDERS
 
 PUSH_TOKEN = "auth-push-token-0123456789"
 CONFIG = {
-    "accounts": {"direct": {"provider": "yandex_direct", "endpoint": "http://127.0.0.1:9/",
-                            "token": {"env": "AUTH_TEST_TOKEN"}}},
-    "task_sets": [{"name": "banners", "account": "direct", "interval": 3600, "jitter": 0,
-                   "tasks": {"push_token": {"env": "AUTH_PUSH_TOKEN"}}}],
+    "accounts": {
+        "direct": {"provider": "yandex_direct", "endpoint": "http://127.0.0.1:9/", "token": {"env": "AUTH_TEST_TOKEN"}}
+    },
+    "task_sets": [
+        {
+            "name": "banners",
+            "account": "direct",
+            "interval": 3600,
+            "jitter": 0,
+            "tasks": {"push_token": {"env": "AUTH_PUSH_TOKEN"}},
+        }
+    ],
 }
 
 
@@ -113,9 +121,15 @@ async def test_long_passwords_and_unparseable_hashes_are_401_not_500(runtime: Da
     async with TestServer(app, host="127.0.0.1") as server, aiohttp.ClientSession() as client:
         url = str(server.make_url("/metrics"))
         assert (await timed(client, url, basic("prometheus", "p" * 72)))[0] == 200
-        for headers in (basic("prometheus", "p" * 73), basic("prometheus", "p" * 500), basic("broken", "x"),
-                        {"Authorization": "Basic !!!"}, {"Authorization": "Basic " + "A" * 5000},
-                        {"Authorization": "Bearer x"}, basic("prometheus", "\u00e9" * 40)):
+        for headers in (
+            basic("prometheus", "p" * 73),
+            basic("prometheus", "p" * 500),
+            basic("broken", "x"),
+            {"Authorization": "Basic !!!"},
+            {"Authorization": "Basic " + "A" * 5000},
+            {"Authorization": "Bearer x"},
+            basic("prometheus", "\u00e9" * 40),
+        ):
             status, _ = await timed(client, url, headers)
             assert status == 401, headers
 

@@ -36,8 +36,12 @@ task_sets:
     interval: 5m
     tasks: {ids: [1, 2]}
 """
-BOMB = "x: &a [" + ",".join(["1"] * 9) + "]\n" + "".join(
-    f"{c}: &{c} [" + ",".join([f"*{p}"] * 9) + "]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True))
+BOMB = (
+    "x: &a ["
+    + ",".join(["1"] * 9)
+    + "]\n"
+    + "".join(f"{c}: &{c} [" + ",".join([f"*{p}"] * 9) + "]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True))
+)
 
 
 def swap(old: str, new: str) -> str:
@@ -89,8 +93,11 @@ MAIN: list[tuple[str, str | bytes, str]] = [
     ("per-task-over", add_to_set("per_task_series: 10001"), "task_sets[0].per_task_series"),
     ("max-tasks-zero", add_to_set("max_tasks: 0"), "task_sets[0].max_tasks"),
     ("max-tasks-huge", add_to_set("max_tasks: 20000000"), "task_sets[0].max_tasks"),
-    ("media-zero", add_to_account("max_media_per_request: 0", "enc"),
-     "accounts.enc.max_media_per_request: expected an integer from 1 to 100"),
+    (
+        "media-zero",
+        add_to_account("max_media_per_request: 0", "enc"),
+        "accounts.enc.max_media_per_request: expected an integer from 1 to 100",
+    ),
     ("media-101", add_to_account("max_media_per_request: 101", "enc"), "accounts.enc.max_media_per_request"),
     ("media-500", add_to_account("max_media_per_request: 500", "enc"), "accounts.enc.max_media_per_request"),
     ("unknown-top", GOOD + "acounts: {}\n", "acounts: unknown key; did you mean 'accounts'"),
@@ -108,13 +115,23 @@ MAIN: list[tuple[str, str | bytes, str]] = [
     ("non-utf8-comment", GOOD.encode() + b"# \xff\xfe\n", "not UTF-8"),
     ("latin1-value", swap("name: banners", "name: caf\u00e9").encode("latin-1"), "not UTF-8"),
     ("control-char", GOOD + "x: \x01\n", "not valid YAML"),
-    ("accounts-int", swap("accounts:\n  direct:", "accounts: 5\nx_accounts:\n  direct:").split("x_accounts")[0]
-     + "task_sets:\n  - {name: a, account: direct, tasks: {ids: [1]}}\n", "accounts: expected a mapping, got int"),
-    ("accounts-list", "accounts: [a, b]\ntask_sets:\n  - {name: a, account: direct, tasks: {ids: [1]}}\n",
-     "accounts: expected a mapping, got list"),
+    (
+        "accounts-int",
+        swap("accounts:\n  direct:", "accounts: 5\nx_accounts:\n  direct:").split("x_accounts")[0]
+        + "task_sets:\n  - {name: a, account: direct, tasks: {ids: [1]}}\n",
+        "accounts: expected a mapping, got int",
+    ),
+    (
+        "accounts-list",
+        "accounts: [a, b]\ntask_sets:\n  - {name: a, account: direct, tasks: {ids: [1]}}\n",
+        "accounts: expected a mapping, got list",
+    ),
     ("accounts-str", "accounts: x\ntask_sets:\n  - {name: a, account: direct, tasks: {ids: [1]}}\n", "accounts"),
-    ("accounts-empty", "accounts: {}\ntask_sets:\n  - {name: a, account: direct, tasks: {ids: [1]}}\n",
-     "accounts: expected a mapping of at least one account"),
+    (
+        "accounts-empty",
+        "accounts: {}\ntask_sets:\n  - {name: a, account: direct, tasks: {ids: [1]}}\n",
+        "accounts: expected a mapping of at least one account",
+    ),
     ("task-sets-int", GOOD.split("task_sets:")[0] + "task_sets: 5\n", "task_sets: expected a non-empty list"),
     ("task-sets-empty", GOOD.split("task_sets:")[0] + "task_sets: []\n", "task_sets: expected a non-empty list"),
     ("task-sets-map", GOOD.split("task_sets:")[0] + "task_sets: {a: 1}\n", "task_sets: expected a non-empty list"),
@@ -124,8 +141,11 @@ MAIN: list[tuple[str, str | bytes, str]] = [
     ("empty", "", "the file is empty"),
     ("provider-unknown", swap("provider: yandex_direct", "provider: yandex"), "accounts.direct.provider: expected"),
     ("provider-list", swap("provider: yandex_direct", "provider: [a]"), "accounts.direct.provider"),
-    ("account-int", swap("  direct:\n    provider: yandex_direct\n    token: {env: BAD_CFG_TOKEN}\n", "  direct: 5\n"),
-     "accounts.direct: expected a mapping, got int"),
+    (
+        "account-int",
+        swap("  direct:\n    provider: yandex_direct\n    token: {env: BAD_CFG_TOKEN}\n", "  direct: 5\n"),
+        "accounts.direct: expected a mapping, got int",
+    ),
     ("token-inline", swap("token: {env: BAD_CFG_TOKEN}", "token: abcdef"), "accounts.direct.token: expected {env"),
     ("token-env-unset", swap("{env: BAD_CFG_TOKEN}", "{env: BAD_CFG_UNSET}"), "accounts.direct.token.env: environment"),
     ("token-env-list", swap("{env: BAD_CFG_TOKEN}", "{env: [a]}"), "accounts.direct.token.env: expected"),
@@ -164,45 +184,91 @@ WEB_GOOD_HASH = "$2b$04$" + "a" * 53
 # (id, web config text or bytes, what the one line must contain); {crt} {key} are a real certificate and key
 WEB: list[tuple[str, str | bytes, str]] = [
     ("top-typo", f"basic_auth_user:\n  a: '{WEB_GOOD_HASH}'\n", "basic_auth_user: unknown key; did you mean"),
-    ("min-version-typo", "tls_server_config: {cert_file: {crt}, key_file: {key}, min_vresion: TLS12}\n",
-     "tls_server_config.min_vresion: unknown key; did you mean 'min_version'"),
-    ("cipher-suites", "tls_server_config: {cert_file: {crt}, key_file: {key}, cipher_suites: [x]}\n",
-     "tls_server_config.cipher_suites: not supported"),
-    ("max-version", "tls_server_config: {cert_file: {crt}, key_file: {key}, max_version: TLS13}\n",
-     "tls_server_config.max_version: not supported"),
-    ("allowed-sans", "tls_server_config: {cert_file: {crt}, key_file: {key}, client_allowed_sans: [a]}\n",
-     "tls_server_config.client_allowed_sans: not supported"),
+    (
+        "min-version-typo",
+        "tls_server_config: {cert_file: {crt}, key_file: {key}, min_vresion: TLS12}\n",
+        "tls_server_config.min_vresion: unknown key; did you mean 'min_version'",
+    ),
+    (
+        "cipher-suites",
+        "tls_server_config: {cert_file: {crt}, key_file: {key}, cipher_suites: [x]}\n",
+        "tls_server_config.cipher_suites: not supported",
+    ),
+    (
+        "max-version",
+        "tls_server_config: {cert_file: {crt}, key_file: {key}, max_version: TLS13}\n",
+        "tls_server_config.max_version: not supported",
+    ),
+    (
+        "allowed-sans",
+        "tls_server_config: {cert_file: {crt}, key_file: {key}, client_allowed_sans: [a]}\n",
+        "tls_server_config.client_allowed_sans: not supported",
+    ),
     ("http-server-config", "http_server_config: {http2: false}\n", "http_server_config: not supported"),
     ("users-list", f"basic_auth_users: ['{WEB_GOOD_HASH}']\n", "basic_auth_users: expected a mapping"),
     ("users-int", "basic_auth_users: 5\n", "basic_auth_users: expected a mapping"),
     ("hash-bogus", "basic_auth_users: {prometheus: $2y$10$bogus}\n", "basic_auth_users.prometheus: expected a bcrypt"),
     ("hash-plain", "basic_auth_users: {prometheus: hunter2}\n", "basic_auth_users.prometheus: expected a bcrypt"),
     ("hash-cost-99", "basic_auth_users: {prometheus: '$2b$99$" + "a" * 53 + "'}\n", "basic_auth_users.prometheus"),
-    ("hash-cost-20", "basic_auth_users: {prometheus: '$2b$20$" + "a" * 53 + "'}\n",
-     "basic_auth_users.prometheus: expected a bcrypt cost of at most 16"),
+    (
+        "hash-cost-20",
+        "basic_auth_users: {prometheus: '$2b$20$" + "a" * 53 + "'}\n",
+        "basic_auth_users.prometheus: expected a bcrypt cost of at most 16",
+    ),
     ("user-colon", f"basic_auth_users: {{'a:b': '{WEB_GOOD_HASH}'}}\n", "basic_auth_users.a:b: expected a user"),
     ("user-dup", f"basic_auth_users:\n  a: '{WEB_GOOD_HASH}'\n  a: '{WEB_GOOD_HASH}'\n", "duplicate key 'a'"),
     ("non-utf8", b"basic_auth_users:\n  \xff: x\n", "not UTF-8"),
     ("alias-bomb", BOMB, "alias bomb"),
     ("tls-int", "tls_server_config: 5\n", "tls_server_config: expected a mapping with cert_file and key_file"),
     ("tls-no-key", "tls_server_config: {cert_file: {crt}}\n", "tls_server_config: expected a mapping"),
-    ("cert-missing", "tls_server_config: {cert_file: nope.crt, key_file: {key}}\n",
-     "tls_server_config.cert_file: cannot load"),
-    ("auth-type-bogus", "tls_server_config: {cert_file: {crt}, key_file: {key}, client_auth_type: Bogus}\n",
-     "tls_server_config.client_auth_type: expected one of"),
-    ("verify-without-ca", "tls_server_config: {cert_file: {crt}, key_file: {key}, "
-     "client_auth_type: RequireAndVerifyClientCert}\n", "tls_server_config.client_ca_file: required"),
-    ("verify-if-given-without-ca", "tls_server_config: {cert_file: {crt}, key_file: {key}, "
-     "client_auth_type: VerifyClientCertIfGiven}\n", "tls_server_config.client_ca_file: required"),
-    ("ca-without-verify", "tls_server_config: {cert_file: {crt}, key_file: {key}, client_ca_file: {crt}}\n",
-     "tls_server_config.client_ca_file: set, but"),
-    ("min-version-tls11", "tls_server_config: {cert_file: {crt}, key_file: {key}, min_version: TLS11}\n",
-     "tls_server_config.min_version: expected TLS12 or TLS13"),
+    (
+        "cert-missing",
+        "tls_server_config: {cert_file: nope.crt, key_file: {key}}\n",
+        "tls_server_config.cert_file: cannot load",
+    ),
+    (
+        "auth-type-bogus",
+        "tls_server_config: {cert_file: {crt}, key_file: {key}, client_auth_type: Bogus}\n",
+        "tls_server_config.client_auth_type: expected one of",
+    ),
+    (
+        "verify-without-ca",
+        "tls_server_config: {cert_file: {crt}, key_file: {key}, client_auth_type: RequireAndVerifyClientCert}\n",
+        "tls_server_config.client_ca_file: required",
+    ),
+    (
+        "verify-if-given-without-ca",
+        "tls_server_config: {cert_file: {crt}, key_file: {key}, client_auth_type: VerifyClientCertIfGiven}\n",
+        "tls_server_config.client_ca_file: required",
+    ),
+    (
+        "ca-without-verify",
+        "tls_server_config: {cert_file: {crt}, key_file: {key}, client_ca_file: {crt}}\n",
+        "tls_server_config.client_ca_file: set, but",
+    ),
+    (
+        "min-version-tls11",
+        "tls_server_config: {cert_file: {crt}, key_file: {key}, min_version: TLS11}\n",
+        "tls_server_config.min_version: expected TLS12 or TLS13",
+    ),
     ("top-list", "- a\n", "(top level): expected a mapping"),
 ]
 
-BAD_ADDRESSES = ["[::1:18201", "::1:18201", "[::1]", ":99999", ":0", "host name:80", "[zz]:80", "127.0.0.1:",
-                 "127.0.0.1", "[::1]:80:80", "a:b:80", "", ":port"]
+BAD_ADDRESSES = [
+    "[::1:18201",
+    "::1:18201",
+    "[::1]",
+    ":99999",
+    ":0",
+    "host name:80",
+    "[zz]:80",
+    "127.0.0.1:",
+    "127.0.0.1",
+    "[::1]:80:80",
+    "a:b:80",
+    "",
+    ":port",
+]
 
 
 @pytest.fixture
@@ -219,8 +285,27 @@ def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("tls")
     crt, key = folder / "tls.crt", folder / "tls.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-                    "-keyout", str(key), "-out", str(crt)], check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(crt),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     return crt, key
 
 
@@ -244,17 +329,18 @@ def test_corpus_is_large_enough() -> None:
 
 
 @pytest.mark.parametrize(("text", "expected"), [c[1:] for c in MAIN], ids=[c[0] for c in MAIN])
-def test_bad_main_config_is_one_line_exit_2(folder: Path, capsys: pytest.CaptureFixture[str], text: str | bytes,
-                                            expected: str) -> None:
+def test_bad_main_config_is_one_line_exit_2(
+    folder: Path, capsys: pytest.CaptureFixture[str], text: str | bytes, expected: str
+) -> None:
     path = folder / "config.yaml"
     path.write_bytes(text if isinstance(text, bytes) else text.encode())
     assert_one_line(*check_config(capsys, f"--config.file={path}"), path, expected)
 
 
 @pytest.mark.parametrize(("text", "expected"), [c[1:] for c in WEB], ids=[c[0] for c in WEB])
-def test_bad_web_config_is_one_line_exit_2(folder: Path, tls_files: tuple[Path, Path],
-                                           capsys: pytest.CaptureFixture[str], text: str | bytes,
-                                           expected: str) -> None:
+def test_bad_web_config_is_one_line_exit_2(
+    folder: Path, tls_files: tuple[Path, Path], capsys: pytest.CaptureFixture[str], text: str | bytes, expected: str
+) -> None:
     main = folder / "config.yaml"
     main.write_text(GOOD)
     path = folder / "web.yml"
@@ -277,8 +363,9 @@ def test_good_listen_addresses(address: str) -> None:
     cli.split_address(address)
 
 
-def test_secret_file_is_read_from_the_config_folder(folder: Path, capsys: pytest.CaptureFixture[str],
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_secret_file_is_read_from_the_config_folder(
+    folder: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     (folder / "token.txt").write_text("from-the-config-folder\n")
     path = folder / "config.yaml"
     path.write_text(swap("{env: BAD_CFG_TOKEN}", "{file: token.txt}"))
@@ -287,13 +374,16 @@ def test_secret_file_is_read_from_the_config_folder(folder: Path, capsys: pytest
     assert code == 0, lines
 
 
-@pytest.mark.parametrize(("name", "config", "web"), [
-    ("accounts-int", "accounts: 5\ntask_sets: [{name: a, account: x, tasks: {ids: [1]}}]\n", None),
-    ("secret-non-utf8", swap("{env: BAD_CFG_TOKEN}", "{file: latin1.txt}"), None),
-    ("alias-bomb", GOOD + BOMB, None),
-    ("users-list", GOOD, "basic_auth_users: [a]\n"),
-    ("web-non-utf8", GOOD, b"basic_auth_users:\n  \xff: x\n"),
-])
+@pytest.mark.parametrize(
+    ("name", "config", "web"),
+    [
+        ("accounts-int", "accounts: 5\ntask_sets: [{name: a, account: x, tasks: {ids: [1]}}]\n", None),
+        ("secret-non-utf8", swap("{env: BAD_CFG_TOKEN}", "{file: latin1.txt}"), None),
+        ("alias-bomb", GOOD + BOMB, None),
+        ("users-list", GOOD, "basic_auth_users: [a]\n"),
+        ("web-non-utf8", GOOD, b"basic_auth_users:\n  \xff: x\n"),
+    ],
+)
 def test_bad_config_at_start_is_one_line_exit_2(folder: Path, name: str, config: str, web: str | bytes | None) -> None:
     path = folder / "config.yaml"
     path.write_text(config)
@@ -301,27 +391,66 @@ def test_bad_config_at_start_is_one_line_exit_2(folder: Path, name: str, config:
     if web is not None:
         (folder / "web.yml").write_bytes(web if isinstance(web, bytes) else web.encode())
         args.append(f"--web.config.file={folder / 'web.yml'}")
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=60, cwd=REPO,
-                          env={**os.environ, "BAD_CFG_TOKEN": TOKEN})
+    proc = subprocess.run(
+        args, capture_output=True, text=True, timeout=60, cwd=REPO, env={**os.environ, "BAD_CFG_TOKEN": TOKEN}
+    )
     lines = proc.stderr.splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
 
 
-KEYS = ["accounts", "task_sets", "provider", "token", "env", "file", "name", "account", "interval", "tasks", "ids",
-        "batch_size", "timeout", "labels", "yandex_direct", "encoding_com", "BAD_CFG_TOKEN", "push_token"]
-SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12), st.floats(allow_nan=True),
-                    st.sampled_from(KEYS), st.text(max_size=20))
-DOCS = st.recursive(SCALARS, lambda inner: st.one_of(
-    st.lists(inner, max_size=4), st.dictionaries(st.one_of(st.sampled_from(KEYS), st.text(max_size=8)), inner,
-                                                 max_size=4)), max_leaves=25)
+KEYS = [
+    "accounts",
+    "task_sets",
+    "provider",
+    "token",
+    "env",
+    "file",
+    "name",
+    "account",
+    "interval",
+    "tasks",
+    "ids",
+    "batch_size",
+    "timeout",
+    "labels",
+    "yandex_direct",
+    "encoding_com",
+    "BAD_CFG_TOKEN",
+    "push_token",
+]
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=True),
+    st.sampled_from(KEYS),
+    st.text(max_size=20),
+)
+DOCS = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(st.one_of(st.sampled_from(KEYS), st.text(max_size=8)), inner, max_size=4),
+    ),
+    max_leaves=25,
+)
 
 
-@settings(max_examples=int(os.environ.get("BAD_CONFIG_EXAMPLES", "150")), deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(doc=st.one_of(DOCS.map(lambda d: yaml.safe_dump(d)), st.text(max_size=200),
-                     st.binary(max_size=100).map(lambda b: b.decode("latin-1"))))
-def test_any_yaml_loads_or_is_refused_in_single_lines(folder: Path, capsys: pytest.CaptureFixture[str],
-                                                      doc: str) -> None:
+@settings(
+    max_examples=int(os.environ.get("BAD_CONFIG_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    doc=st.one_of(
+        DOCS.map(lambda d: yaml.safe_dump(d)),
+        st.text(max_size=200),
+        st.binary(max_size=100).map(lambda b: b.decode("latin-1")),
+    )
+)
+def test_any_yaml_loads_or_is_refused_in_single_lines(
+    folder: Path, capsys: pytest.CaptureFixture[str], doc: str
+) -> None:
     path = folder / "config.yaml"
     path.write_text(doc, encoding="utf-8", errors="surrogateescape")
     code, lines = check_config(capsys, f"--config.file={path}")
@@ -331,20 +460,39 @@ def test_any_yaml_loads_or_is_refused_in_single_lines(folder: Path, capsys: pyte
     assert not any("Traceback" in line for line in lines)
 
 
-WEB_KEYS = ["tls_server_config", "basic_auth_users", "cert_file", "key_file", "client_auth_type", "client_ca_file",
-            "min_version", "RequireAnyClientCert", "TLS13", "prometheus", WEB_GOOD_HASH, "$2y$10$bogus"]
-WEB_DOCS = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.sampled_from(WEB_KEYS),
-                                  st.text(max_size=20)),
-                        lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(
-                            st.one_of(st.sampled_from(WEB_KEYS), st.text(max_size=8)), inner, max_size=4)),
-                        max_leaves=20)
+WEB_KEYS = [
+    "tls_server_config",
+    "basic_auth_users",
+    "cert_file",
+    "key_file",
+    "client_auth_type",
+    "client_ca_file",
+    "min_version",
+    "RequireAnyClientCert",
+    "TLS13",
+    "prometheus",
+    WEB_GOOD_HASH,
+    "$2y$10$bogus",
+]
+WEB_DOCS = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.sampled_from(WEB_KEYS), st.text(max_size=20)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(st.one_of(st.sampled_from(WEB_KEYS), st.text(max_size=8)), inner, max_size=4),
+    ),
+    max_leaves=20,
+)
 
 
-@settings(max_examples=int(os.environ.get("BAD_CONFIG_EXAMPLES", "100")), deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=int(os.environ.get("BAD_CONFIG_EXAMPLES", "100")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(doc=st.one_of(WEB_DOCS.map(lambda d: yaml.safe_dump(d)), st.text(max_size=200)))
-def test_any_yaml_as_web_config_loads_or_is_refused_in_single_lines(folder: Path, capsys: pytest.CaptureFixture[str],
-                                                                    doc: str) -> None:
+def test_any_yaml_as_web_config_loads_or_is_refused_in_single_lines(
+    folder: Path, capsys: pytest.CaptureFixture[str], doc: str
+) -> None:
     main = folder / "config.yaml"
     main.write_text(GOOD)
     path = folder / "web.yml"

@@ -58,8 +58,9 @@ def test_good_config_is_frozen_and_typed(tmp_path):
 
 
 def test_every_problem_reported_with_path_and_expectation(tmp_path):
-    text = GOOD.replace("interval: 5m", "interval: soon\n    intervl: 3").replace("provider: yandex_direct",
-                                                                                      "provider: yandex")
+    text = GOOD.replace("interval: 5m", "interval: soon\n    intervl: 3").replace(
+        "provider: yandex_direct", "provider: yandex"
+    )
     found = problems(tmp_path, text)
     path = str(tmp_path / "config.yaml")
     assert all(p.startswith(path + ": ") for p in found)
@@ -99,8 +100,9 @@ def test_duplicate_set_names_and_yaml_errors(tmp_path):
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "exporter", *args], capture_output=True, text=True,
-                          timeout=60, cwd=REPO, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "exporter", *args], capture_output=True, text=True, timeout=60, cwd=REPO, env=env
+    )
 
 
 def test_check_config_exit_codes_and_no_traceback(tmp_path):
@@ -109,8 +111,9 @@ def test_check_config_exit_codes_and_no_traceback(tmp_path):
     env = {**os.environ, "CFG_TEST_TOKEN": "cfg-secret-token-123"}
     ok = run_cli("--check-config", f"--config.file={write(tmp_path, GOOD)}", env=env)
     assert ok.returncode == 0, ok.stderr
-    bad = run_cli("--check-config", f"--config.file={write(tmp_path, GOOD.replace('interval: 5m', 'interval: x'))}",
-                  env=env)
+    bad = run_cli(
+        "--check-config", f"--config.file={write(tmp_path, GOOD.replace('interval: 5m', 'interval: x'))}", env=env
+    )
     assert bad.returncode == 2
     assert "task_sets[0].interval" in bad.stderr and "config.yaml" in bad.stderr
     assert "Traceback" not in bad.stderr
@@ -133,8 +136,9 @@ def test_url_credentials_are_never_quoted_back(tmp_path):
     import os
 
     endpoint = "ftp://deploy:PASSWORD-in-url@api.example.com/"
-    text = GOOD.replace("    token: {env: CFG_TEST_TOKEN}",
-                        f"    token: {{env: CFG_TEST_TOKEN}}\n    endpoint: {endpoint}")
+    text = GOOD.replace(
+        "    token: {env: CFG_TEST_TOKEN}", f"    token: {{env: CFG_TEST_TOKEN}}\n    endpoint: {endpoint}"
+    )
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as caught:
         config_mod.load(path, PROVIDERS)
@@ -161,17 +165,29 @@ def test_a_damaged_state_file_stops_the_start_with_one_line(tmp_path, damage):
             from exporter.core.persist import SCHEMA
 
             db.executescript(SCHEMA)
-            db.execute("INSERT INTO sets VALUES ('banners', 'yandex_direct', ?)",
-                       ('{"completed_total": 1, "failed_t' if damage == "aggregates" else "{}",))
+            db.execute(
+                "INSERT INTO sets VALUES ('banners', 'yandex_direct', ?)",
+                ('{"completed_total": 1, "failed_t' if damage == "aggregates" else "{}",),
+            )
             if damage == "task row":
                 db.execute("UPDATE sets SET aggregates = ?", (json_aggregates(),))
-                db.execute("INSERT INTO tasks (task_set, task_id, state, status, fault, message, first_seen) "
-                           "VALUES ('banners', '1', 'bogus', '', '', '', 0)")
+                db.execute(
+                    "INSERT INTO tasks (task_set, task_id, state, status, fault, message, first_seen) "
+                    "VALUES ('banners', '1', 'bogus', '', '', '', 0)"
+                )
     before = state.read_bytes()
-    config = write(tmp_path, GOOD.replace("tasks: {ids: [1, 2], discover: true}", "tasks: {ids: [1, 2]}")
-                   .replace("provider: yandex_direct", "provider: yandex_direct\n    endpoint: http://127.0.0.1:9/"))
-    run = run_cli(f"--config.file={config}", f"--state.file={state}", f"--web.listen-address=127.0.0.1:{free_port()}",
-                  env={**os.environ, "CFG_TEST_TOKEN": "t0ken-xyz"})
+    config = write(
+        tmp_path,
+        GOOD.replace("tasks: {ids: [1, 2], discover: true}", "tasks: {ids: [1, 2]}").replace(
+            "provider: yandex_direct", "provider: yandex_direct\n    endpoint: http://127.0.0.1:9/"
+        ),
+    )
+    run = run_cli(
+        f"--config.file={config}",
+        f"--state.file={state}",
+        f"--web.listen-address=127.0.0.1:{free_port()}",
+        env={**os.environ, "CFG_TEST_TOKEN": "t0ken-xyz"},
+    )
     errors = [line for line in run.stderr.splitlines() if "level=error" in line]
     assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
     assert len(errors) == 1 and str(state) in errors[0] and "move it aside" in errors[0]
@@ -189,16 +205,21 @@ def json_aggregates() -> str:
     from exporter.core.provider import Vocabulary
     from exporter.core.tasks import SetState
 
-    return json.dumps(aggregates(SetState("banners", "yandex_direct", Vocabulary(frozenset(), frozenset(),
-                                                                                  frozenset()))))
+    return json.dumps(
+        aggregates(SetState("banners", "yandex_direct", Vocabulary(frozenset(), frozenset(), frozenset())))
+    )
 
 
 @pytest.mark.parametrize("provider", sorted(set(PROVIDERS) - {"yandex_direct"}))
 def test_discovery_is_refused_for_a_provider_that_cannot_list(provider, monkeypatch):
     monkeypatch.setenv("ANY_SECRET", "secret-value-123")
     cls = PROVIDERS[provider]
-    account = {"provider": provider, **{f.name: ({"env": "ANY_SECRET"} if f.kind == "secret" else "12345")
-                                        for f in cls.account_fields if f.required}}
+    account = {
+        "provider": provider,
+        **{
+            f.name: ({"env": "ANY_SECRET"} if f.kind == "secret" else "12345") for f in cls.account_fields if f.required
+        },
+    }
     raw = {"accounts": {"a": account}, "task_sets": [{"name": "s", "account": "a", "tasks": {"discover": True}}]}
     with pytest.raises(ConfigError, match=rf"task_sets\[0\]\.tasks\.discover: {provider} cannot list its tasks"):
         config_mod.parse(raw, PROVIDERS)

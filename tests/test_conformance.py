@@ -74,14 +74,24 @@ def test_every_provider_has_a_conformance_case():
 
 
 @EVERY
-@pytest.mark.parametrize(("fault", "result"), [
-    ("http_500", "http_error"), ("http_502", "http_error"), ("http_503", "http_error"), ("hang", "timeout"),
-    ("reset", "http_error"), ("truncated", "http_error"), ("malformed", "invalid_response"),
-    ("wrong_content_type", "invalid_response"), ("oversized", "invalid_response"),
-    ("oversized_chunked", "invalid_response"),
-])
-async def test_a_failed_poll_is_retried_keeps_the_state_and_recovers(case, fault, result, serve, harness, clock,
-                                                                     caplog_all):
+@pytest.mark.parametrize(
+    ("fault", "result"),
+    [
+        ("http_500", "http_error"),
+        ("http_502", "http_error"),
+        ("http_503", "http_error"),
+        ("hang", "timeout"),
+        ("reset", "http_error"),
+        ("truncated", "http_error"),
+        ("malformed", "invalid_response"),
+        ("wrong_content_type", "invalid_response"),
+        ("oversized", "invalid_response"),
+        ("oversized_chunked", "invalid_response"),
+    ],
+)
+async def test_a_failed_poll_is_retried_keeps_the_state_and_recovers(
+    case, fault, result, serve, harness, clock, caplog_all
+):
     sim = await serve(case)
     h = harness(config(case, sim, four_tasks(sim), account={"timeout": 0.2}))
     await settle(h, clock)
@@ -96,12 +106,18 @@ async def test_a_failed_poll_is_retried_keeps_the_state_and_recovers(case, fault
     await kept_then_recovered(h, caplog_all)
 
 
-@pytest.mark.parametrize(("case", "discover"), [
-    pytest.param(case, discover, id=f"{name}-{'discover' if discover else 'ids'}")
-    for name, case in CASES.items() for discover in (False, True) if not discover or issubclass(case.cls, Discovering)
-])
-async def test_refused_credentials_are_not_retried_and_the_fix_is_logged_once(case, discover, serve, harness, clock,
-                                                                              caplog_all):
+@pytest.mark.parametrize(
+    ("case", "discover"),
+    [
+        pytest.param(case, discover, id=f"{name}-{'discover' if discover else 'ids'}")
+        for name, case in CASES.items()
+        for discover in (False, True)
+        if not discover or issubclass(case.cls, Discovering)
+    ],
+)
+async def test_refused_credentials_are_not_retried_and_the_fix_is_logged_once(
+    case, discover, serve, harness, clock, caplog_all
+):
     code = case.refused_with
     sim = await serve(case, **{list(case.secrets)[-1]: "some-other-credential"})
     h = harness(config(case, sim, {"discover": True} if discover else four_tasks(sim)))
@@ -120,8 +136,9 @@ async def test_refused_credentials_are_not_retried_and_the_fix_is_logged_once(ca
 
 
 @pytest.mark.parametrize(("name", "code"), api_codes())
-async def test_every_api_error_code_is_classed_counted_and_retried_or_not(name, code, serve, harness, clock,
-                                                                          caplog_all):
+async def test_every_api_error_code_is_classed_counted_and_retried_or_not(
+    name, code, serve, harness, clock, caplog_all
+):
     case = CASES[name]
     kind = error_class(case.errors, code)
     tries = 2 if kind in (Throttled, Unavailable) else 1
@@ -216,8 +233,9 @@ async def test_ids_an_answer_leaves_out_are_asked_again_and_counted_once(case, s
 
 
 @EVERY
-async def test_ids_not_in_the_providers_syntax_are_refused_and_never_sent(case, serve, harness, clock, tmp_path,
-                                                                         caplog_all):
+async def test_ids_not_in_the_providers_syntax_are_refused_and_never_sent(
+    case, serve, harness, clock, tmp_path, caplog_all
+):
     sim = await serve(case)
     good = sim.add_task(duration=5).task_id
     ids_file = tmp_path / "ids.txt"
@@ -245,24 +263,48 @@ async def test_no_secret_in_errors_tracebacks_metrics_or_logs(case, serve, harne
     values = case.values()
     good = await serve(case)
     bad = await serve(case, **{list(values)[-1]: "some-other-credential"})
-    ids = [good.add_task(duration=1).task_id, good.add_task(duration=500).task_id,
-           good.add_task(duration=1, fails=True).task_id]
+    ids = [
+        good.add_task(duration=1).task_id,
+        good.add_task(duration=500).task_id,
+        good.add_task(duration=1, fails=True).task_id,
+    ]
     clock.advance(2)
     lists = issubclass(case.cls, Discovering)  # then the listing meets the failures first
-    h = harness({  # the direct calls on an account of their own: each throttling answer halves its rate
-        "accounts": {"good": case.account(good, timeout=0.2, rate_limit=10_000),
-                     "direct": case.account(good, timeout=0.2, rate_limit=10_000),
-                     "bad": case.account(bad)},
-        "task_sets": [{"name": name, "account": name, "interval": 60, "max_tries": 1,
-                       "tasks": {"ids": ids, "discover": lists and name == "good"}}
-                      for name in ("good", "direct", "bad")],
-    })
+    h = harness(
+        {  # the direct calls on an account of their own: each throttling answer halves its rate
+            "accounts": {
+                "good": case.account(good, timeout=0.2, rate_limit=10_000),
+                "direct": case.account(good, timeout=0.2, rate_limit=10_000),
+                "bad": case.account(bad),
+            },
+            "task_sets": [
+                {
+                    "name": name,
+                    "account": name,
+                    "interval": 60,
+                    "max_tries": 1,
+                    "tasks": {"ids": ids, "discover": lists and name == "good"},
+                }
+                for name in ("good", "direct", "bad")
+            ],
+        }
+    )
     provider = h.runner("direct").provider
     assert len((await provider.fetch(ids)).statuses) == 3  # the secrets are right: the simulator answers
     # Sustained faults (the simulator's own auth and throttling answers among them), then every API code.
-    failures = ["http_500", "hang", "reset", "truncated", "malformed", "wrong_content_type", "oversized", "auth",
-                "throttle", *(f"api:{code}" for n, code in api_codes() if n == case.provider),
-                *(f"api:{text}" for text in case.echoes)]
+    failures = [
+        "http_500",
+        "hang",
+        "reset",
+        "truncated",
+        "malformed",
+        "wrong_content_type",
+        "oversized",
+        "auth",
+        "throttle",
+        *(f"api:{code}" for n, code in api_codes() if n == case.provider),
+        *(f"api:{text}" for text in case.echoes),
+    ]
     errors: list[ProviderError] = []
     with pytest.raises(AuthFailed) as refused:
         await h.runner("bad").provider.fetch(ids)

@@ -40,9 +40,13 @@ def descriptors_for_the_test() -> Iterator[None]:
 
 def start(*flags: str) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "exporter", "--demo", f"--web.listen-address=127.0.0.1:{port}",
-                             *flags], cwd=REPO, env=dict(os.environ), stderr=subprocess.PIPE,
-                            preexec_fn=limit_descriptors)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "exporter", "--demo", f"--web.listen-address=127.0.0.1:{port}", *flags],
+        cwd=REPO,
+        env=dict(os.environ),
+        stderr=subprocess.PIPE,
+        preexec_fn=limit_descriptors,
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:  # bounded: 30 s
         try:

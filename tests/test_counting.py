@@ -19,15 +19,27 @@ from exporter.core.wiring import build_exposition, build_scheduler
 from exporter.providers import PROVIDERS
 
 P, D, E = TaskState.PENDING, TaskState.DONE, TaskState.ERROR
-VOCAB = Vocabulary(statuses=frozenset({"Queued", "Done", "Failed"}), fault_codes=frozenset({"E1"}),
-                   api_error_codes=frozenset())
+VOCAB = Vocabulary(
+    statuses=frozenset({"Queued", "Done", "Failed"}), fault_codes=frozenset({"E1"}), api_error_codes=frozenset()
+)
 
 
 def raw(yandex, tasks, **task_set):
     account = {"provider": "yandex_direct", "endpoint": yandex.url, "token": {"env": "YANDEX_TEST_TOKEN"}}
-    return {"accounts": {"d": account},
-            "task_sets": [{"name": "banners", "account": "d", "interval": 60, "tasks": tasks,
-                           "max_tries": 2, "max_retry_time": 1, **task_set}]}
+    return {
+        "accounts": {"d": account},
+        "task_sets": [
+            {
+                "name": "banners",
+                "account": "d",
+                "interval": 60,
+                "tasks": tasks,
+                "max_tries": 2,
+                "max_retry_time": 1,
+                **task_set,
+            }
+        ],
+    }
 
 
 class Process:
@@ -60,8 +72,11 @@ async def test_forgotten_ids_are_never_counted_again_from_any_source(yandex, ses
     in_file = [yandex.add_task(duration=5, fails=i < 2).task_id for i in range(6)]
     ids_file = tmp_path / "ids.txt"
     ids_file.write_text("\n".join(in_file) + "\n")
-    cfg = config_mod.parse(raw(yandex, {"ids": in_config, "files": [str(ids_file)], "discover": True},
-                               forget_final_after="3s"), PROVIDERS, str(tmp_path / "c.yaml"))
+    cfg = config_mod.parse(
+        raw(yandex, {"ids": in_config, "files": [str(ids_file)], "discover": True}, forget_final_after="3s"),
+        PROVIDERS,
+        str(tmp_path / "c.yaml"),
+    )
     first = Process(cfg, session, clock, tmp_path / "state.db")
     await first.poll()  # all pending: the baseline
     clock.advance(10)
@@ -91,14 +106,16 @@ async def test_forgotten_ids_are_never_counted_again_from_any_source(yandex, ses
     await second.stop()
 
 
-async def test_tombstones_expire_after_the_retention_unless_a_file_still_lists_them(yandex, session, clock,
-                                                                                     tmp_path):
+async def test_tombstones_expire_after_the_retention_unless_a_file_still_lists_them(yandex, session, clock, tmp_path):
     listed = yandex.add_task(duration=5).task_id
     pushed = yandex.add_task(duration=5).task_id
     ids_file = tmp_path / "ids.txt"
     ids_file.write_text(listed + "\n")
-    cfg = config_mod.parse(raw(yandex, {"files": [str(ids_file)]}, forget_final_after="3s",
-                               tombstone_retention="1d"), PROVIDERS, str(tmp_path / "c.yaml"))
+    cfg = config_mod.parse(
+        raw(yandex, {"files": [str(ids_file)]}, forget_final_after="3s", tombstone_retention="1d"),
+        PROVIDERS,
+        str(tmp_path / "c.yaml"),
+    )
     proc = Process(cfg, session, clock)
     proc.store.track("banners", [pushed], clock(), "a push")
     await proc.poll()
@@ -155,8 +172,9 @@ async def test_a_task_the_api_leaves_out_once_and_that_finishes_later_counts_onc
 async def test_a_poll_ends_at_its_deadline_and_marks_the_set_down(yandex, session, clock):
     """A hanging API: the poll ends at poll_timeout, not at the account's 30 s timeout."""
     ids = [yandex.add_task(duration=5).task_id for _ in range(3)]
-    proc = Process(config_mod.parse(raw(yandex, {"ids": ids}, interval=2, poll_timeout=1, max_tries=4),
-                                    PROVIDERS), session, clock)
+    proc = Process(
+        config_mod.parse(raw(yandex, {"ids": ids}, interval=2, poll_timeout=1, max_tries=4), PROVIDERS), session, clock
+    )
     await proc.poll()
     yandex.fail_next("timeout")
     started = time.monotonic()
@@ -204,7 +222,7 @@ async def test_a_damaged_state_file_is_one_line_naming_it(tmp_path, damage):
         await store.close()
         with sqlite3.connect(path) as db:
             if damage == "aggregates":
-                db.execute("UPDATE sets SET aggregates = '{\"completed_total\": 1, \"failed_tot'")
+                db.execute('UPDATE sets SET aggregates = \'{"completed_total": 1, "failed_tot\'')
             else:
                 db.execute("UPDATE tasks SET state = 'bogus'")
     with pytest.raises(Exception) as caught:

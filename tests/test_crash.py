@@ -53,14 +53,16 @@ class Crash:
         tracked = self.value(metrics, "upload_tasks")
         done = self.value(metrics, "upload_tasks_completed_total")
         failed = self.value(metrics, "upload_tasks_failed_total")
-        self.notes.append(f"{how}: tracked {tracked:g}/{len(self.ids)}, done {done:g}/{truth.done}, "
-                          f"failed {failed:g}/{truth.failed}")
+        self.notes.append(
+            f"{how}: tracked {tracked:g}/{len(self.ids)}, done {done:g}/{truth.done}, failed {failed:g}/{truth.failed}"
+        )
         assert tracked == len(self.ids), f"tasks lost after {how}: {self.notes}"
         assert done <= truth.done and failed <= truth.failed, f"counted twice after {how}: {self.notes}"
 
 
 def kill_between_polls(crash: Crash) -> None:
     """Right after a poll ended (its last-success time moved), before the next one starts."""
+
     def last_success() -> float:
         metrics = crash.exporter.scrape()
         return crash.value(metrics, "upload_poll_last_success_timestamp_seconds") if metrics else 0.0
@@ -75,8 +77,11 @@ def kill_mid_poll(crash: Crash) -> None:
     seen = len(crash.world.received(PROVIDER))
     crash.world.set_fault([PROVIDER], "hang")
     try:
-        wait_until(lambda: any(r.answer == "hang" for r in crash.world.received(PROVIDER)[seen:]), POLL_SECONDS,
-                   "a poll's request to hang")
+        wait_until(
+            lambda: any(r.answer == "hang" for r in crash.world.received(PROVIDER)[seen:]),
+            POLL_SECONDS,
+            "a poll's request to hang",
+        )
         crash.exporter.kill9()
     finally:
         crash.world.clear_fault([PROVIDER])
@@ -102,11 +107,22 @@ def crash(tmp_path: Path) -> Iterator[Crash]:
     start = world.clock(PROVIDER)
     # Tasks finish all through the kill loop below (about a restart every 3 s).
     ids = world.add_tasks(PROVIDER, [start + 3.0 + 1.5 * i for i in range(CONFIG_TASKS)], fail_every=4)
-    config = {"accounts": {PROVIDER: world.account(PROVIDER)},
-              "task_sets": [{"name": SET, "account": PROVIDER, "interval": "1s", "max_tries": 2,
-                             "max_retry_time": "0.5s", "tasks": {"ids": ids, "push_token": {"env": "FT_PUSH_TOKEN"}}}]}
-    exporter = ExporterProcess(tmp_path, config, {**world.env, "FT_PUSH_TOKEN": token},
-                               state_file=tmp_path / "state.db")
+    config = {
+        "accounts": {PROVIDER: world.account(PROVIDER)},
+        "task_sets": [
+            {
+                "name": SET,
+                "account": PROVIDER,
+                "interval": "1s",
+                "max_tries": 2,
+                "max_retry_time": "0.5s",
+                "tasks": {"ids": ids, "push_token": {"env": "FT_PUSH_TOKEN"}},
+            }
+        ],
+    }
+    exporter = ExporterProcess(
+        tmp_path, config, {**world.env, "FT_PUSH_TOKEN": token}, state_file=tmp_path / "state.db"
+    )
     try:
         yield Crash(world, exporter, token, list(ids))
     finally:
@@ -128,8 +144,10 @@ def test_kill9_keeps_every_task_and_counts_each_transition_once(crash: Crash) ->
     def settled() -> bool:
         metrics = crash.exporter.scrape()
         truth = crash.world.truth(PROVIDER, crash.ids, time.time())
-        return metrics is not None and (crash.value(metrics, "upload_tasks_completed_total"),
-                                        crash.value(metrics, "upload_tasks_failed_total")) == (truth.done, truth.failed)
+        return metrics is not None and (
+            crash.value(metrics, "upload_tasks_completed_total"),
+            crash.value(metrics, "upload_tasks_failed_total"),
+        ) == (truth.done, truth.failed)
 
     try:
         wait_until(settled, SETTLE_SECONDS, "the counters to equal the simulator's transitions")

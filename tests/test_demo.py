@@ -26,8 +26,12 @@ LIVE_WAIT_SECONDS = 60.0  # between the two scrapes that must differ
 
 def series(text: str, name: str) -> dict[tuple[str, str], float]:
     """(provider, state) -> value of `name`."""
-    return {(s.labels["provider"], s.labels.get("state", "")): s.value
-            for fam in text_string_to_metric_families(text) for s in fam.samples if s.name == name}
+    return {
+        (s.labels["provider"], s.labels.get("state", "")): s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+        if s.name == name
+    }
 
 
 async def test_demo_serves_every_provider_within_ten_seconds(tmp_path):
@@ -38,18 +42,29 @@ async def test_demo_serves_every_provider_within_ten_seconds(tmp_path):
     # stderr to a file: a pipe nobody reads during the minute below could fill and block the demo.
     err_path = tmp_path / "demo.stderr"
     with err_path.open("w") as err_file:
-        proc = subprocess.Popen([sys.executable, "-m", "exporter", "--demo", f"--web.listen-address=127.0.0.1:{port}"],
-                                cwd=REPO, stderr=err_file, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "exporter", "--demo", f"--web.listen-address=127.0.0.1:{port}"],
+            cwd=REPO,
+            stderr=err_file,
+            text=True,
+        )
     try:
         await wait_for(f"{base}/-/ready", seconds=10)
         text = await wait_for(f"{base}/metrics", seconds=2)
         elapsed = time.monotonic() - started
         first_scrape = time.monotonic()
-        check = await asyncio.to_thread(subprocess.run, ["promtool", "check", "metrics"], input=text,
-                                        capture_output=True, text=True, timeout=30)
+        check = await asyncio.to_thread(
+            subprocess.run, ["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
+        )
         openmetrics, zipped = await negotiated_scrapes(f"{base}/metrics")
-        om_check = await asyncio.to_thread(subprocess.run, ["promtool", "check", "metrics"], input=openmetrics,
-                                           capture_output=True, text=True, timeout=30)
+        om_check = await asyncio.to_thread(
+            subprocess.run,
+            ["promtool", "check", "metrics"],
+            input=openmetrics,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         # A real sleep on purpose: this proves the live demo (tasks keep arriving and finishing
         # against real simulators), which no fake clock can show. Polls run every 10 s.
         await asyncio.sleep(max(0.0, first_scrape + LIVE_WAIT_SECONDS - time.monotonic()))
@@ -83,8 +98,9 @@ async def test_demo_serves_every_provider_within_ten_seconds(tmp_path):
     assert scraped["upload_config_last_reload_successful"].value == 1.0
     assert scraped["upload_config_last_reload_success_timestamp_seconds"].value > 1e9
     assert sorted(series(text, "upload_poll_last_success_timestamp_seconds")) == sorted(
-        (sim.name, "") for sim in SIMULATORS)
-    assert "scenario=\"demo\"" in text and "env=" not in text  # no clash with a target's `env` label
+        (sim.name, "") for sim in SIMULATORS
+    )
+    assert 'scenario="demo"' in text and "env=" not in text  # no clash with a target's `env` label
     # OpenMetrics when asked, from the strict parser's point of view too; promtool (text format
     # only) reports nothing but the `_total` samples of OpenMetrics counter families.
     assert {fam.name for fam in parse_openmetrics(openmetrics)} >= {"upload_tasks", "process_resident_memory_bytes"}
@@ -103,8 +119,11 @@ async def test_demo_serves_every_provider_within_ten_seconds(tmp_path):
 async def negotiated_scrapes(url: str) -> tuple[str, bytes]:
     """The OpenMetrics body, and the raw gzip body of the text format."""
     async with aiohttp.ClientSession(auto_decompress=False) as client:
-        async with client.get(url, headers={"Accept": "application/openmetrics-text; version=1.0.0"},
-                              skip_auto_headers=["Accept-Encoding"]) as r:
+        async with client.get(
+            url,
+            headers={"Accept": "application/openmetrics-text; version=1.0.0"},
+            skip_auto_headers=["Accept-Encoding"],
+        ) as r:
             assert r.headers["Content-Type"].startswith("application/openmetrics-text")
             openmetrics = await r.text()
         async with client.get(url, headers={"Accept-Encoding": "gzip"}) as r:

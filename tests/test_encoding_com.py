@@ -40,13 +40,31 @@ async def sim(clock) -> AsyncIterator[EncodingComSimulator]:
     await s.stop()
 
 
-def config(sim: EncodingComSimulator, ids: list[str], task_set: dict[str, Any] | None = None,
-           **account: Any) -> dict[str, Any]:
+def config(
+    sim: EncodingComSimulator, ids: list[str], task_set: dict[str, Any] | None = None, **account: Any
+) -> dict[str, Any]:
     return {
-        "accounts": {"encoding": {"provider": "encoding_com", "endpoint": sim.url, "userid": USERID,
-                                  "userkey": {"env": "TEST_ENCODING_USERKEY"}, "rate_limit": 1000, **account}},
-        "task_sets": [{"name": "videos", "account": "encoding", "interval": 60, "tasks": {"ids": ids},
-                       "max_tries": 2, "max_retry_time": 1, **(task_set or {})}],
+        "accounts": {
+            "encoding": {
+                "provider": "encoding_com",
+                "endpoint": sim.url,
+                "userid": USERID,
+                "userkey": {"env": "TEST_ENCODING_USERKEY"},
+                "rate_limit": 1000,
+                **account,
+            }
+        },
+        "task_sets": [
+            {
+                "name": "videos",
+                "account": "encoding",
+                "interval": 60,
+                "tasks": {"ids": ids},
+                "max_tries": 2,
+                "max_retry_time": 1,
+                **(task_set or {}),
+            }
+        ],
     }
 
 
@@ -231,9 +249,11 @@ async def test_an_unknown_error_beside_valid_media_keeps_the_media(sim, harness,
     from exporter.core.http import HttpResponse
     from exporter.providers.encoding_com import _parse_answer
 
-    body = (b'<?xml version="1.0"?><response><job><id>11</id><status>Finished</status></job>'
-            b"<job><id>12</id><status>Processing</status></job>"
-            b"<errors><error>Media 13 has expired and was purged</error></errors></response>")
+    body = (
+        b'<?xml version="1.0"?><response><job><id>11</id><status>Finished</status></job>'
+        b"<job><id>12</id><status>Processing</status></job>"
+        b"<errors><error>Media 13 has expired and was purged</error></errors></response>"
+    )
     answer = _parse_answer(HttpResponse(200, {}, body, "manage.encoding.com/"))
     resolved = answer.resolve(["11", "12", "13"])
     assert [s.task_id for s in resolved.statuses] == ["11", "12"]

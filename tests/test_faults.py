@@ -36,11 +36,24 @@ def phases(world: World, partial_ids: dict[str, list[str]]) -> list[Phase]:
 
     plain = ["http_500", "http_502", "http_503"]
     return [
-        Phase("partial", "partial", ALL, lambda p: {"ids": partial_ids[p], "times": PARTIAL_TIMES}, hold=0,
-              until=omitted_enough, max_wait=PARTIAL_AT + 4 * INTERVAL),
+        Phase(
+            "partial",
+            "partial",
+            ALL,
+            lambda p: {"ids": partial_ids[p], "times": PARTIAL_TIMES},
+            hold=0,
+            until=omitted_enough,
+            max_wait=PARTIAL_AT + 4 * INTERVAL,
+        ),
         *[Phase(kind, kind, ALL) for kind in plain],
-        Phase("http_503_retry_after", "http_503", ALL, lambda p: {"retry_after": RETRY_AFTER},
-              hold=RETRY_AFTER + INTERVAL, extra_recovery=lambda p: RETRY_AFTER),
+        Phase(
+            "http_503_retry_after",
+            "http_503",
+            ALL,
+            lambda p: {"retry_after": RETRY_AFTER},
+            hold=RETRY_AFTER + INTERVAL,
+            extra_recovery=lambda p: RETRY_AFTER,
+        ),
         *[Phase(kind, kind, ALL) for kind in ("hang", "reset", "truncated", "malformed", "wrong_content_type")],
         *[Phase(kind, kind, ("encoding_com",)) for kind in ("xml_bomb", "external_entity")],
         Phase("oversized", "oversized", ALL, size),
@@ -66,10 +79,19 @@ def matrix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Matrix]:
             ids[p] = partial_ids[p] + later + world.add_tasks(p, [start + 3600.0] * 3)  # pending throughout
         config = {
             "accounts": {p: {**world.account(p), "rate_limit": 100} for p in ALL},
-            "task_sets": [{"name": f"ft_{p}", "account": p, "interval": f"{INTERVAL:g}s", "max_tries": 3,
-                           "max_retry_time": f"{MAX_RETRY_TIME:g}s", "not_found_after": NOT_FOUND_AFTER,
-                           "tasks": {"ids": ids[p]},
-                           "per_task_series": len(ids[p])} for p in ALL],  # each task checked on its own
+            "task_sets": [
+                {
+                    "name": f"ft_{p}",
+                    "account": p,
+                    "interval": f"{INTERVAL:g}s",
+                    "max_tries": 3,
+                    "max_retry_time": f"{MAX_RETRY_TIME:g}s",
+                    "not_found_after": NOT_FOUND_AFTER,
+                    "tasks": {"ids": ids[p]},
+                    "per_task_series": len(ids[p]),
+                }
+                for p in ALL
+            ],  # each task checked on its own
         }
         workdir = tmp_path_factory.mktemp("faults")
         exporter = ExporterProcess(workdir, config, world.env, state_file=workdir / "state.db")

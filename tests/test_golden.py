@@ -38,9 +38,15 @@ async def test_a_fixed_scenario_renders_the_golden_exposition(clock, session):
             ids = sim.add_random_tasks(30, min_s=20, max_s=400, fail_ratio=0.25, backdate_s=100)
             tasks = sim.demo_tasks("unused")
             raw["accounts"][sim.name] = {**sim.demo_account(), "rate_limit": 1000}
-            raw["task_sets"].append({"name": f"golden-{sim.name}", "account": sim.name, "interval": 60,
-                                     "tasks": tasks if "discover" in tasks else {"ids": ids},
-                                     "labels": {"team": "golden"}})
+            raw["task_sets"].append(
+                {
+                    "name": f"golden-{sim.name}",
+                    "account": sim.name,
+                    "interval": 60,
+                    "tasks": tasks if "discover" in tasks else {"ids": ids},
+                    "labels": {"team": "golden"},
+                }
+            )
         harness = Harness(raw, session, clock)
         for step in (0, *STEPS):
             clock.advance(step)

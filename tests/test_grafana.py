@@ -25,16 +25,40 @@ RULE_TESTS = GRAFANA / "alerts" / "upload-status.rules.test.yml"
 RUNBOOK = ROOT / "docs" / "runbook.md"
 RUNBOOK_URL = "https://github.com/upload-status-exporter/upload-status-exporter/blob/main/docs/runbook.md"
 JOB_SELECTOR = 'job="upload-status-exporter"'
-DASHBOARD_UIDS = {"upload-status-overview.json": "upload-status-overview",
-                  "upload-status-provider.json": "upload-status-provider"}
+DASHBOARD_UIDS = {
+    "upload-status-overview.json": "upload-status-overview",
+    "upload-status-provider.json": "upload-status-provider",
+}
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 BUILTIN_DATASOURCE = {"type": "grafana", "uid": "-- Grafana --"}
 # Unit ids of Grafana's value formats used or usable here.
-KNOWN_UNITS = {"short", "none", "percent", "percentunit", "s", "ms", "dtdurations", "dateTimeFromNow",
-               "dateTimeAsIso", "reqps", "ops", "opm", "cps", "cpm", "Bps", "binBps", "bytes", "decbytes", "bool"}
+KNOWN_UNITS = {
+    "short",
+    "none",
+    "percent",
+    "percentunit",
+    "s",
+    "ms",
+    "dtdurations",
+    "dateTimeFromNow",
+    "dateTimeAsIso",
+    "reqps",
+    "ops",
+    "opm",
+    "cps",
+    "cpm",
+    "Bps",
+    "binBps",
+    "bytes",
+    "decbytes",
+    "bool",
+}
 # Series outside METRICS: provider-specific counters (CounterSpec), opt-in per-task series, build info.
 EXTRA_SERIES = {f"upload_{spec.name}_total" for provider in PROVIDERS.values() for spec in provider.counters} | {
-    "upload_task_state", "upload_task_progress_ratio", "upload_build_info"}
+    "upload_task_state",
+    "upload_task_progress_ratio",
+    "upload_build_info",
+}
 
 
 def contract_series() -> set[str]:
@@ -130,8 +154,13 @@ def test_every_rule_selects_through_the_job_selector() -> None:
 
 def test_the_generator_takes_a_job_selector_and_a_runbook_base_url(tmp_path: Path) -> None:
     selector, base = 'job=~"uploads|uploads-eu"', "https://wiki.example.com/runbooks/uploads"
-    result = run(sys.executable, "scripts/grafana_mixin.py", f"--job-selector={selector}",
-                 f"--runbook-base-url={base}", f"--out={tmp_path}")
+    result = run(
+        sys.executable,
+        "scripts/grafana_mixin.py",
+        f"--job-selector={selector}",
+        f"--runbook-base-url={base}",
+        f"--out={tmp_path}",
+    )
     assert result.returncode == 0, result.stderr
     mine = tmp_path / "alerts" / "upload-status.rules.yml"
     check = run("promtool", "check", "rules", str(mine))
@@ -162,8 +191,17 @@ def test_alertmanager_example_routes_by_severity(severity: str, receiver: str) -
     path = str(GRAFANA / "alertmanager.example.yml")
     check = run("amtool", "check-config", path)
     assert check.returncode == 0, check.stdout + check.stderr
-    route = run("amtool", "config", "routes", "test", f"--config.file={path}", f"severity={severity}",
-                "alertname=UploadTasksFailed", "provider=yandex_direct", "task_set=banners")
+    route = run(
+        "amtool",
+        "config",
+        "routes",
+        "test",
+        f"--config.file={path}",
+        f"severity={severity}",
+        "alertname=UploadTasksFailed",
+        "provider=yandex_direct",
+        "task_set=banners",
+    )
     assert route.returncode == 0, route.stdout + route.stderr
     assert route.stdout.strip() == receiver
     doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
@@ -257,8 +295,10 @@ def test_dashboards_read_only_the_metric_contract_and_cover_it() -> None:
                 used[name] |= found
     # Every metric of the contract is on the drill-down; the overview leaves out provider statuses.
     contract = {spec.name for spec in METRICS}
-    for name, missing in (("upload-status-provider.json", set()),
-                          ("upload-status-overview.json", {"upload_tasks_provider_status"})):
+    for name, missing in (
+        ("upload-status-provider.json", set()),
+        ("upload-status-overview.json", {"upload_tasks_provider_status"}),
+    ):
         base = {re.sub(r"_(total|bucket|sum|count)$", "", s) for s in used[name]}
         assert contract - base == missing, name
 
@@ -273,9 +313,11 @@ def test_every_query_filters_by_job_and_instance_and_never_sums_replicas(name: s
             assert not re.search(r"\b(?:upload|process)_[a-z_]+\b(?!\{)", expr), (panel["title"], expr)
             # A sum or count over task sets first takes the max (or min) over replicas of each set.
             for outer in re.finditer(r"\b(sum|count)(?: by \([^)]*\))? \(", expr):
-                inner = expr[outer.end():outer.end() + 40]
+                inner = expr[outer.end() : outer.end() + 40]
                 assert inner.startswith(("max by (job, provider, task_set", "min by (job, provider, task_set")), (
-                    panel["title"], expr)
+                    panel["title"],
+                    expr,
+                )
 
 
 def test_provider_dashboard_filters_every_query_by_provider_and_task_set() -> None:

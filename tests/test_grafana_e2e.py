@@ -41,8 +41,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 def panel_queries() -> list[tuple[str, str, str]]:
     """(dashboard file, panel title, query as in the JSON) of every panel target."""
-    return [(path.name, panel["title"], target["expr"]) for path in DASHBOARDS
-            for panel in json.loads(path.read_text(encoding="utf-8"))["panels"] for target in panel.get("targets", [])]
+    return [
+        (path.name, panel["title"], target["expr"])
+        for path in DASHBOARDS
+        for panel in json.loads(path.read_text(encoding="utf-8"))["panels"]
+        for target in panel.get("targets", [])
+    ]
 
 
 def dashboard_queries() -> list[tuple[str, str, str]]:
@@ -71,7 +75,8 @@ def test_exporter_scrape_passes_promtool_check_metrics(stack: Stack) -> None:
     body = stack.wait(with_failures, 20, "failed tasks in the exporter's /metrics")
     check = subprocess.run(["promtool", "check", "metrics"], input=body.encode(), capture_output=True, timeout=20)
     assert check.returncode == 0 and check.stdout == b"" and check.stderr == b"", (
-        check.stdout.decode() + check.stderr.decode())
+        check.stdout.decode() + check.stderr.decode()
+    )
 
 
 def test_every_alert_rule_parses_and_evaluates_in_prometheus(stack: Stack) -> None:
@@ -122,8 +127,9 @@ def test_failure_alerts_reach_the_webhook_through_the_shipped_routes(stack: Stac
         assert alert["annotations"]["runbook_url"] == f"{RUNBOOK_URL}#uploadtasksfailed"
         assert alert["status"] == "firing"
     # Half the uploads fail: the ratio alert pages.
-    ratio = stack.wait(lambda: stack.alerts_received("UploadFailureRatioHigh"), 30,
-                       "UploadFailureRatioHigh at the webhook")
+    ratio = stack.wait(
+        lambda: stack.alerts_received("UploadFailureRatioHigh"), 30, "UploadFailureRatioHigh at the webhook"
+    )
     assert {receiver for receiver, _ in ratio} == {"/upload-pager"}
     assert {a["labels"]["provider"] for _, a in ratio} <= providers
     # The exporter is scraped fine: its own alert stays quiet.
@@ -165,5 +171,6 @@ def test_no_dashboard_panel_doubles_with_two_exporters_scraped(stack: Stack) -> 
                 continue
             compared += 1
             assert abs(value) <= 1.25 * max(abs(v) for v in singles), (
-                f"{board} / {title} doubles: {value} with both, {singles} alone, for {dict(labels)}: {expr}")
+                f"{board} / {title} doubles: {value} with both, {singles} alone, for {dict(labels)}: {expr}"
+            )
     assert compared > 40

@@ -19,8 +19,13 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def healthcheck(*flags: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "exporter", "--healthcheck", *flags], cwd=REPO, capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "exporter", "--healthcheck", *flags],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def web_config(tmp_path: Path, certs: Path, client_auth: str | None) -> Path:
@@ -34,8 +39,16 @@ def web_config(tmp_path: Path, certs: Path, client_auth: str | None) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("listen", "tls"), [(":{port}", None), ("[::1]:{port}", None), ("127.0.0.1:{port}", None),
-                                             (":{port}", "NoClientCert"), (":{port}", "RequireAnyClientCert")])
+@pytest.mark.parametrize(
+    ("listen", "tls"),
+    [
+        (":{port}", None),
+        ("[::1]:{port}", None),
+        ("127.0.0.1:{port}", None),
+        (":{port}", "NoClientCert"),
+        (":{port}", "RequireAnyClientCert"),
+    ],
+)
 def test_healthcheck_follows_the_server_flags(tmp_path: Path, pki: Path, listen: str, tls: str | None) -> None:  # noqa: F811
     if listen.startswith("[::1]") and not os.path.exists("/proc/net/if_inet6"):
         pytest.skip("no IPv6 on this machine")
@@ -44,8 +57,9 @@ def test_healthcheck_follows_the_server_flags(tmp_path: Path, pki: Path, listen:
     if tls:
         flags.append(f"--web.config.file={web_config(tmp_path, pki, tls)}")
     assert healthcheck(*flags).returncode == 1  # nothing listens yet
-    proc = subprocess.Popen([sys.executable, "-m", "exporter", "--demo", *flags], cwd=REPO, env=dict(os.environ),
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "exporter", "--demo", *flags], cwd=REPO, env=dict(os.environ), stderr=subprocess.DEVNULL
+    )
     try:
         deadline = time.monotonic() + 30
         result = healthcheck(*flags)
@@ -61,8 +75,12 @@ def test_healthcheck_follows_the_server_flags(tmp_path: Path, pki: Path, listen:
 
 def test_landing_page_security_headers() -> None:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "exporter", "--demo", f"--web.listen-address=127.0.0.1:{port}"],
-                            cwd=REPO, env=dict(os.environ), stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "exporter", "--demo", f"--web.listen-address=127.0.0.1:{port}"],
+        cwd=REPO,
+        env=dict(os.environ),
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:  # bounded: 30 s
@@ -99,8 +117,14 @@ def test_healthcheck_reads_the_listen_address_from_the_environment() -> None:
     try:
         deadline = time.monotonic() + 30
         while True:  # bounded: 30 s
-            result = subprocess.run([sys.executable, "-m", "exporter", "--healthcheck"], cwd=REPO, env=env,
-                                    capture_output=True, text=True, timeout=60)
+            result = subprocess.run(
+                [sys.executable, "-m", "exporter", "--healthcheck"],
+                cwd=REPO,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             if result.returncode == 0 or time.monotonic() > deadline:
                 break
             time.sleep(0.2)

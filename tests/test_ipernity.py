@@ -29,11 +29,27 @@ async def sim(clock) -> AsyncIterator[IpernitySimulator]:
 
 def config(sim: IpernitySimulator, ids: list[str], **account: Any) -> dict[str, Any]:
     return {
-        "accounts": {"iper": {"provider": "ipernity", "endpoint": sim.url, "rate_limit": 1000,
-                              "api_key": {"env": "TEST_IPERNITY_KEY"}, "api_secret": {"env": "TEST_IPERNITY_SECRET"},
-                              "auth_token": {"env": "TEST_IPERNITY_TOKEN"}, **account}},
-        "task_sets": [{"name": "photos", "account": "iper", "interval": 60, "tasks": {"ids": ids},
-                       "max_tries": 2, "max_retry_time": 0.2}],
+        "accounts": {
+            "iper": {
+                "provider": "ipernity",
+                "endpoint": sim.url,
+                "rate_limit": 1000,
+                "api_key": {"env": "TEST_IPERNITY_KEY"},
+                "api_secret": {"env": "TEST_IPERNITY_SECRET"},
+                "auth_token": {"env": "TEST_IPERNITY_TOKEN"},
+                **account,
+            }
+        },
+        "task_sets": [
+            {
+                "name": "photos",
+                "account": "iper",
+                "interval": 60,
+                "tasks": {"ids": ids},
+                "max_tries": 2,
+                "max_retry_time": 0.2,
+            }
+        ],
     }
 
 
@@ -103,8 +119,9 @@ def test_not_before_is_honoured_by_the_core():
 
 
 async def test_a_lone_ticket_object_and_string_or_int_attributes(harness, clock):
-    sim = IpernitySimulator(api_key=API_KEY, api_secret=API_SECRET, auth_token=AUTH_TOKEN, clock=clock,
-                            single_as_object=True)
+    sim = IpernitySimulator(
+        api_key=API_KEY, api_secret=API_SECRET, auth_token=AUTH_TOKEN, clock=clock, single_as_object=True
+    )
     await sim.start()
     try:
         ticket = sim.add_task(duration=30).task_id
@@ -121,8 +138,9 @@ async def test_a_lone_ticket_object_and_string_or_int_attributes(harness, clock)
 
 
 async def test_error_1_halves_the_batch_until_the_unknown_ticket_is_alone(harness, clock):
-    sim = IpernitySimulator(api_key=API_KEY, api_secret=API_SECRET, auth_token=AUTH_TOKEN, clock=clock,
-                            unknown_is_error=True)
+    sim = IpernitySimulator(
+        api_key=API_KEY, api_secret=API_SECRET, auth_token=AUTH_TOKEN, clock=clock, unknown_is_error=True
+    )
     await sim.start()
     try:
         known = [sim.add_task(duration=1).task_id for _ in range(7)]
@@ -162,4 +180,3 @@ async def test_the_simulator_refuses_more_than_50_tickets(sim, session):
     async with session.post(f"{sim.url}upload.checkTickets/json", data=data) as resp:
         body = await resp.json()
     assert body["api"] == {"status": "ok"} and body["tickets"]["invalid"] == 50
-

@@ -72,8 +72,10 @@ async def test_formats_and_gzip_come_from_the_cache_and_pass_promtool(sim, tmp_p
     path.write_text(CONFIG.format(url=sim.url, interval=60))
     cfg = config_mod.load(path, PROVIDERS)
     runtime = Daemon(lambda: cfg, PROVIDERS)
-    async with TestServer(make_app(runtime), host="127.0.0.1") as server, \
-            aiohttp.ClientSession(auto_decompress=False) as client:
+    async with (
+        TestServer(make_app(runtime), host="127.0.0.1") as server,
+        aiohttp.ClientSession(auto_decompress=False) as client,
+    ):
         base = str(server.make_url(""))
         await wait_ready(client, base)
         async with client.get(base + "/metrics", skip_auto_headers=["Accept-Encoding"]) as r:
@@ -94,8 +96,13 @@ async def test_formats_and_gzip_come_from_the_cache_and_pass_promtool(sim, tmp_p
         assert task_lines == [line for line in plain.decode().splitlines() if line.startswith("upload_")]
         assert om.endswith("# EOF\n") and om.count("# EOF") == 1
         names = {fam.name for fam in parse_openmetrics(om)}  # the strict OpenMetrics parser accepts it
-        assert {"upload_tasks", "process_resident_memory_bytes", "python_info", "python_gc_objects_collected",
-                "upload_config_last_reload_successful"} <= names
+        assert {
+            "upload_tasks",
+            "process_resident_memory_bytes",
+            "python_info",
+            "python_gc_objects_collected",
+            "upload_config_last_reload_successful",
+        } <= names
         # One cache entry per format; the same task-data bytes until the state changes.
         exposition = runtime.exposition
         assert exposition is not None
@@ -119,8 +126,11 @@ async def test_formats_and_gzip_come_from_the_cache_and_pass_promtool(sim, tmp_p
 async def test_a_set_that_never_succeeded_has_a_zero_last_success_and_says_why(tmp_path):
     dead = free_port()  # nothing listens here
     path = tmp_path / "config.yaml"
-    path.write_text(CONFIG.format(url=f"http://127.0.0.1:{dead}/live/v4/json/", interval=60)
-                    .replace("jitter: 0", "jitter: 0\n    max_tries: 1"))
+    path.write_text(
+        CONFIG.format(url=f"http://127.0.0.1:{dead}/live/v4/json/", interval=60).replace(
+            "jitter: 0", "jitter: 0\n    max_tries: 1"
+        )
+    )
     cfg = config_mod.load(path, PROVIDERS)
     runtime = Daemon(lambda: cfg, PROVIDERS)
     async with TestServer(make_app(runtime), host="127.0.0.1") as server, aiohttp.ClientSession() as client:
@@ -161,11 +171,15 @@ async def test_reload_metrics_follow_post_reload(sim, tmp_path):
     async def reload_metrics() -> tuple[float, float]:
         async with client.get(base + "/metrics") as r:
             got = samples(await r.text())
-        return (got["upload_config_last_reload_successful"][0][1],
-                got["upload_config_last_reload_success_timestamp_seconds"][0][1])
+        return (
+            got["upload_config_last_reload_successful"][0][1],
+            got["upload_config_last_reload_success_timestamp_seconds"][0][1],
+        )
 
-    async with TestServer(make_app(runtime, lifecycle_api=True), host="127.0.0.1") as server, \
-            aiohttp.ClientSession() as client:
+    async with (
+        TestServer(make_app(runtime, lifecycle_api=True), host="127.0.0.1") as server,
+        aiohttp.ClientSession() as client,
+    ):
         base = str(server.make_url(""))
         ok, started = await reload_metrics()
         assert ok == 1.0 and started > 0
@@ -187,9 +201,18 @@ async def test_listen_addresses_and_telemetry_path_flags(sim, tmp_path):
     path.write_text(CONFIG.format(url=sim.url, interval=60))
     ports = free_port(), free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "exporter", f"--config.file={path}", "--web.telemetry-path=/internal/metrics",
-         *(f"--web.listen-address=127.0.0.1:{port}" for port in ports)],
-        cwd=REPO, env={**os.environ, "SERVER_TOKEN": TOKEN}, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "exporter",
+            f"--config.file={path}",
+            "--web.telemetry-path=/internal/metrics",
+            *(f"--web.listen-address=127.0.0.1:{port}" for port in ports),
+        ],
+        cwd=REPO,
+        env={**os.environ, "SERVER_TOKEN": TOKEN},
+        stderr=subprocess.DEVNULL,
+    )
     try:
         for port in ports:
             text = await wait_for(f"http://127.0.0.1:{port}/internal/metrics")
@@ -214,22 +237,37 @@ async def test_listen_addresses_and_telemetry_path_flags(sim, tmp_path):
 
 @pytest.mark.parametrize("path", ["metrics", "/-/healthy", "/"])
 def test_a_bad_telemetry_path_is_a_flag_error(path):
-    proc = subprocess.run([sys.executable, "-m", "exporter", "--demo", f"--web.telemetry-path={path}"],
-                          cwd=REPO, capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        [sys.executable, "-m", "exporter", "--demo", f"--web.telemetry-path={path}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == 2 and "--web.telemetry-path" in proc.stderr
 
 
 def test_the_live_part_is_reused_for_a_second_and_redone_after_a_reload():
-    cfg = config_mod.parse({"accounts": {"direct": {"provider": "yandex_direct", "endpoint": "http://127.0.0.1:1/",
-                                                    "token": {"env": "SERVER_TOKEN"}}},
-                            "task_sets": [{"name": "banners", "account": "direct", "tasks": {"ids": ["1"]}}]},
-                           PROVIDERS)
+    cfg = config_mod.parse(
+        {
+            "accounts": {
+                "direct": {
+                    "provider": "yandex_direct",
+                    "endpoint": "http://127.0.0.1:1/",
+                    "token": {"env": "SERVER_TOKEN"},
+                }
+            },
+            "task_sets": [{"name": "banners", "account": "direct", "tasks": {"ids": ["1"]}}],
+        },
+        PROVIDERS,
+    )
     now = [100.0]
     reloads = ReloadStatus()
-    expo = NegotiatedExposition(build_exposition(cfg, PROVIDERS, StateStore()), live_registry(reloads),
-                                reloads, clock=lambda: now[0])
+    expo = NegotiatedExposition(
+        build_exposition(cfg, PROVIDERS, StateStore()), live_registry(reloads), reloads, clock=lambda: now[0]
+    )
     first, _ = expo.render()
-    (rendered_at, _, live), = expo._live.values()
+    ((rendered_at, _, live),) = expo._live.values()
     now[0] += 0.5
     assert expo.render()[0] == first and list(expo._live.values()) == [(rendered_at, 0, live)]  # reused
     now[0] += 0.6

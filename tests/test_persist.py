@@ -14,8 +14,10 @@ from exporter.providers import PROVIDERS
 
 def raw(yandex, name="banners"):
     account = {"provider": "yandex_direct", "endpoint": yandex.url, "token": {"env": "YANDEX_TEST_TOKEN"}}
-    return {"accounts": {"d": account},
-            "task_sets": [{"name": name, "account": "d", "interval": 60, "tasks": {"discover": True}}]}
+    return {
+        "accounts": {"d": account},
+        "task_sets": [{"name": name, "account": "d", "interval": 60, "tasks": {"discover": True}}],
+    }
 
 
 class Process:
@@ -90,15 +92,17 @@ async def test_every_kind_of_change_reaches_the_state_file(tmp_path):
     first.ensure_set("s", "prov", vocab)
     first.track("s", ["a", "b", "c", "d"], 100.0)  # c is never polled
     await first.flush("s")
-    statuses = [TaskStatus("a", TaskState.DONE, "Done"), TaskStatus("b", TaskState.PENDING, "Queued"),
-                TaskStatus("d", TaskState.PENDING, "Queued")]
+    statuses = [
+        TaskStatus("a", TaskState.DONE, "Done"),
+        TaskStatus("b", TaskState.PENDING, "Queued"),
+        TaskStatus("d", TaskState.PENDING, "Queued"),
+    ]
     first.apply_poll("s", PollOutcome(started=150.0, duration=0.5, results=[FetchResult(statuses)]))
     first.forget_final("s", older_than=200.0, now=7200.0)  # a, tombstoned in hour 2
     await first.flush("s")
     listing = [TaskStatus("d", TaskState.PENDING, "Queued")]
     for started in (158.0, 159.0, 160.0):  # b is left out of three answers in a row: not_found
-        first.apply_poll("s", PollOutcome(started=started, duration=0.5,
-                                          results=[FetchResult(listing, omitted=["b"])]))
+        first.apply_poll("s", PollOutcome(started=started, duration=0.5, results=[FetchResult(listing, omitted=["b"])]))
         await first.flush("s")
     first.apply_poll("s", PollOutcome(started=161.0, duration=0.5, results=[FetchResult([], omitted=["d"])]))
     await first.close()

@@ -44,13 +44,25 @@ def test_a_provider_is_documented_simulated_configured_and_kept_apart(name):
     assert cls.vocabulary.api_error_codes == cls.errors.known
     assert cls.max_body_bytes > 0 and cls.batch_size > 0
     assert all(spec.title and re.fullmatch(r"[a-z_]+", spec.name) for spec in cls.counters)
-    defaults = AccountConfig("a", name, cls.default_endpoint, 30, 4, cls.default_rate_limit,
-                             options={f.name: f.default for f in cls.account_fields})
+    defaults = AccountConfig(
+        "a",
+        name,
+        cls.default_endpoint,
+        30,
+        4,
+        cls.default_rate_limit,
+        options={f.name: f.default for f in cls.account_fields},
+    )
     assert cls.task_id_syntax(defaults).description
 
 
 def test_the_shipped_rules_and_dashboards_are_what_the_providers_declare():
     """Throttling codes and provider counters are generated from PROVIDERS: re-render after a change."""
-    check = subprocess.run([sys.executable, str(REPO / "scripts" / "grafana_mixin.py"), "--check"],
-                           capture_output=True, text=True, timeout=60, cwd=REPO)
+    check = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "grafana_mixin.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
     assert check.returncode == 0, check.stdout + check.stderr

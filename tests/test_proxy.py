@@ -34,8 +34,9 @@ class ForwardProxy:
 
     def __init__(self, routes: dict[int, int], credentials: tuple[str, str] | None = None) -> None:
         self.routes = routes  # port asked for -> port really used (all on 127.0.0.1)
-        self.expected = None if credentials is None else "Basic " + base64.b64encode(
-            ":".join(credentials).encode()).decode()
+        self.expected = (
+            None if credentials is None else "Basic " + base64.b64encode(":".join(credentials).encode()).decode()
+        )
         self.forwarded: list[str] = []
         self.refused = 0
         self.server: asyncio.Server | None = None
@@ -60,15 +61,21 @@ class ForwardProxy:
             url = URL(target)
             if self.expected is not None and auth != self.expected:
                 self.refused += 1
-                writer.write(b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\n"
-                             b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+                writer.write(
+                    b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\n"
+                    b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+                )
                 return
             assert url.host == "127.0.0.1" and url.port is not None, target  # loopback only
             up_reader, up_writer = await asyncio.wait_for(
-                asyncio.open_connection("127.0.0.1", self.routes.get(url.port, url.port)), STEP_TIMEOUT)
+                asyncio.open_connection("127.0.0.1", self.routes.get(url.port, url.port)), STEP_TIMEOUT
+            )
             self.forwarded.append(f"{method} {target}")
-            kept = [f"{k}:{v}" for k, v in headers.items()
-                    if not k.lower().startswith("proxy-") and k.lower() not in ("connection", "keep-alive")]
+            kept = [
+                f"{k}:{v}"
+                for k, v in headers.items()
+                if not k.lower().startswith("proxy-") and k.lower() not in ("connection", "keep-alive")
+            ]
             lines = [f"{method} {url.raw_path_qs} {version}", *kept, "Connection: close", "Via: 1.1 test-proxy", "", ""]
             up_writer.write("\r\n".join(lines).encode("latin-1"))
             body = asyncio.create_task(self._pipe(reader, up_writer))
@@ -102,10 +109,26 @@ async def sim():
 
 
 def raw_config(endpoint: str, **account: object) -> dict[str, object]:
-    return {"accounts": {"direct": {"provider": "yandex_direct", "endpoint": endpoint,
-                                    "token": {"env": "PROXY_TEST_TOKEN"}, **account}},
-            "task_sets": [{"name": "banners", "account": "direct", "interval": 60, "jitter": 0,
-                           "max_tries": 1, "tasks": {"discover": True}}]}
+    return {
+        "accounts": {
+            "direct": {
+                "provider": "yandex_direct",
+                "endpoint": endpoint,
+                "token": {"env": "PROXY_TEST_TOKEN"},
+                **account,
+            }
+        },
+        "task_sets": [
+            {
+                "name": "banners",
+                "account": "direct",
+                "interval": 60,
+                "jitter": 0,
+                "max_tries": 1,
+                "tasks": {"discover": True},
+            }
+        ],
+    }
 
 
 async def poll_through(raw: dict[str, object]) -> tuple[str, dict[str, object]]:
@@ -210,8 +233,9 @@ async def test_proxy_per_account_with_secret_credentials(sim, monkeypatch, tmp_p
 
 def test_proxy_credentials_are_never_written_in_the_url():
     with pytest.raises(ConfigError) as err:
-        config_mod.parse(raw_config("http://127.0.0.1:1/", proxy=f"http://{PROXY_USER}:{PROXY_PASSWORD}@proxy:3128"),
-                         PROVIDERS)
+        config_mod.parse(
+            raw_config("http://127.0.0.1:1/", proxy=f"http://{PROXY_USER}:{PROXY_PASSWORD}@proxy:3128"), PROVIDERS
+        )
     assert PROXY_PASSWORD not in str(err.value) and "http://***@proxy:3128" in str(err.value)
     assert "proxy.username" in str(err.value)
     with pytest.raises(ConfigError) as err:

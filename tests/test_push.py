@@ -75,10 +75,18 @@ BAD_BODIES: list[tuple[str, bytes | str, dict[str, str], int]] = [
     ("too-many-ids", "\n".join(str(i) for i in range(100_001)), {"Content-Type": "text/plain"}, 413),
     ("too-many-json-ids", json.dumps({"ids": list(range(100_001))}), {"Content-Type": "application/json"}, 413),
     ("oversized", b"1\n" * (3 * 1024 * 1024), {"Content-Type": "text/plain"}, 413),
-    ("gzip-bomb", gzip.compress(b"1" * (64 * 1024 * 1024)), {"Content-Type": "text/plain",
-                                                              "Content-Encoding": "gzip"}, 413),
-    ("deflate-bomb", zlib.compress(b" " * (64 * 1024 * 1024)), {"Content-Type": "application/json",
-                                                                 "Content-Encoding": "deflate"}, 413),
+    (
+        "gzip-bomb",
+        gzip.compress(b"1" * (64 * 1024 * 1024)),
+        {"Content-Type": "text/plain", "Content-Encoding": "gzip"},
+        413,
+    ),
+    (
+        "deflate-bomb",
+        zlib.compress(b" " * (64 * 1024 * 1024)),
+        {"Content-Type": "application/json", "Content-Encoding": "deflate"},
+        413,
+    ),
     ("bad-gzip", b"\x1f\x8b\x08\x00garbage", {"Content-Type": "text/plain", "Content-Encoding": "gzip"}, 400),
 ]
 
@@ -100,8 +108,11 @@ async def test_good_bodies_and_the_max_tasks_cap(env, tmp_path) -> None:
         url = str(server.make_url("/api/v1/task_sets/banners/tasks"))
         async with client.post(url, json={"ids": ["11", 2]}, headers=AUTH) as r:
             assert r.status == 200 and (await r.json())["added"] == 2
-        async with client.post(url, data=gzip.compress(b"11\n13\n"), headers={
-                **AUTH, "Content-Type": "text/plain", "Content-Encoding": "gzip"}) as r:
+        async with client.post(
+            url,
+            data=gzip.compress(b"11\n13\n"),
+            headers={**AUTH, "Content-Type": "text/plain", "Content-Encoding": "gzip"},
+        ) as r:
             assert r.status == 200 and (await r.json()) == {"task_set": "banners", "added": 1, "tracked": 3}
         async with client.post(url, json={"ids": ["21", "22", "23"]}, headers=AUTH) as r:
             assert r.status == 413 and "max_tasks" in (await r.json())["error"]
@@ -126,11 +137,18 @@ async def test_rss_stays_flat_over_100_oversized_or_bomb_requests(env, tmp_path)
     path = tmp_path / "config.yaml"
     path.write_text(CONFIG.replace("MAX_TASKS", "1000"))
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "exporter", f"--config.file={path}",
-                             f"--web.listen-address=127.0.0.1:{port}"], cwd=REPO, env={**os.environ, **env},
-                            stderr=subprocess.PIPE, text=True)
-    bodies = [b for b in BAD_BODIES if b[0] in ("gzip-bomb", "deflate-bomb", "oversized", "too-many-ids",
-                                                   "too-many-json-ids", "nesting-bomb")]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "exporter", f"--config.file={path}", f"--web.listen-address=127.0.0.1:{port}"],
+        cwd=REPO,
+        env={**os.environ, **env},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    bodies = [
+        b
+        for b in BAD_BODIES
+        if b[0] in ("gzip-bomb", "deflate-bomb", "oversized", "too-many-ids", "too-many-json-ids", "nesting-bomb")
+    ]
     try:
         await wait_for(f"http://127.0.0.1:{port}/-/healthy")
         url = f"http://127.0.0.1:{port}/api/v1/task_sets/banners/tasks"

@@ -56,8 +56,10 @@ async def test_endpoints_and_readiness(sim, tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text(CONFIG.format(url=sim.url, interval=1))
     runtime = Daemon(lambda: config_mod.load(path, PROVIDERS), PROVIDERS)
-    async with TestServer(make_app(runtime, lifecycle_api=True), host="127.0.0.1") as server, \
-            aiohttp.ClientSession() as client:
+    async with (
+        TestServer(make_app(runtime, lifecycle_api=True), host="127.0.0.1") as server,
+        aiohttp.ClientSession() as client,
+    ):
         base = str(server.make_url(""))
         async with client.get(base + "/-/healthy") as r:
             assert r.status == 200
@@ -70,8 +72,11 @@ async def test_endpoints_and_readiness(sim, tmp_path):
         async with client.get(base + "/metrics") as r:
             text = await r.text()
             assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-        tracked = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith('upload_tasks{provider="yandex_direct",state=')]
+        tracked = [
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith('upload_tasks{provider="yandex_direct",state=')
+        ]
         assert len(tracked) == 4 and sum(tracked) == 50
         assert TOKEN not in text
         async with client.get(base + "/") as r:
@@ -99,8 +104,11 @@ async def test_reload_needs_the_lifecycle_flag(sim, tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text(CONFIG.format(url=sim.url, interval=60))
     cfg = config_mod.load(path, PROVIDERS)
-    async with TestServer(make_app(Daemon(lambda: cfg, PROVIDERS)), host="127.0.0.1") as server, \
-            aiohttp.ClientSession() as client, client.post(str(server.make_url("/-/reload"))) as r:
+    async with (
+        TestServer(make_app(Daemon(lambda: cfg, PROVIDERS)), host="127.0.0.1") as server,
+        aiohttp.ClientSession() as client,
+        client.post(str(server.make_url("/-/reload"))) as r,
+    ):
         assert r.status in (404, 405)  # not routed at all
 
 
@@ -129,9 +137,18 @@ async def test_sighup_reload_and_sigterm_stop(sim, tmp_path):
     path.write_text(CONFIG.format(url=sim.url, interval=1))
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "exporter", f"--config.file={path}", f"--web.listen-address=127.0.0.1:{port}",
-         "--log.format=json"],
-        cwd=REPO, env={**os.environ, "SERVER_TOKEN": TOKEN}, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "exporter",
+            f"--config.file={path}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.format=json",
+        ],
+        cwd=REPO,
+        env={**os.environ, "SERVER_TOKEN": TOKEN},
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         await wait_for(f"http://127.0.0.1:{port}/-/ready")
@@ -157,16 +174,24 @@ def test_busy_port_exits_1():
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        proc = subprocess.run([sys.executable, "-m", "exporter", "--demo", f"--web.listen-address=127.0.0.1:{port}"],
-                              cwd=REPO, capture_output=True, text=True, timeout=30)
+        proc = subprocess.run(
+            [sys.executable, "-m", "exporter", "--demo", f"--web.listen-address=127.0.0.1:{port}"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     assert proc.returncode == 1 and "cannot listen" in proc.stderr and "Traceback" not in proc.stderr
 
 
 async def test_pushed_ids_are_tracked_and_polled(sim, tmp_path, monkeypatch):
     monkeypatch.setenv("PUSH_TOKEN", "push-token-abcdef")
     path = tmp_path / "config.yaml"
-    path.write_text(CONFIG.format(url=sim.url, interval=60).replace(
-        "tasks: {discover: true}", "tasks: {push_token: {env: PUSH_TOKEN}}"))
+    path.write_text(
+        CONFIG.format(url=sim.url, interval=60).replace(
+            "tasks: {discover: true}", "tasks: {push_token: {env: PUSH_TOKEN}}"
+        )
+    )
     cfg = config_mod.load(path, PROVIDERS)
     runtime = Daemon(lambda: cfg, PROVIDERS)
     ids = list(sim.tasks)[:7]
@@ -181,8 +206,9 @@ async def test_pushed_ids_are_tracked_and_polled(sim, tmp_path, monkeypatch):
             assert r.status == 200 and (await r.json())["added"] == 5
         async with client.post(url, data="\n".join(ids), headers=auth) as r:
             assert (await r.json()) == {"task_set": "banners", "added": 2, "tracked": 7}
-        async with client.post(str(server.make_url("/api/v1/task_sets/nope/tasks")), json={"ids": ids},
-                               headers=auth) as r:
+        async with client.post(
+            str(server.make_url("/api/v1/task_sets/nope/tasks")), json={"ids": ids}, headers=auth
+        ) as r:
             assert r.status == 404
         await runtime.runner("banners").poll_once()
         assert sorted(sim.calls[-1].ids) == sorted(ids)

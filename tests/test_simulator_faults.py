@@ -15,8 +15,11 @@ MIB = 1 << 20
 
 def yandex_body(sim: YandexDirectSimulator, ids: list[str]) -> dict[str, object]:
     criteria = {"AdImageUploadTaskIDS": [int(i) for i in ids]}
-    return {"method": "AdImage", "token": sim.token,
-            "param": {"Action": "CheckUploadStatus", "SelectionCriteria": criteria}}
+    return {
+        "method": "AdImage",
+        "token": sim.token,
+        "param": {"Action": "CheckUploadStatus", "SelectionCriteria": criteria},
+    }
 
 
 def test_unknown_kinds_and_options_are_refused() -> None:
@@ -30,8 +33,9 @@ def test_unknown_kinds_and_options_are_refused() -> None:
     EncodingComSimulator().set_fault("xml_bomb")  # the XML API plays it
 
 
-async def test_faults_hold_until_cleared_and_every_request_is_logged(clock: ManualClock,
-                                                                     session: aiohttp.ClientSession) -> None:
+async def test_faults_hold_until_cleared_and_every_request_is_logged(
+    clock: ManualClock, session: aiohttp.ClientSession
+) -> None:
     sim = YandexDirectSimulator(clock=clock)
     await sim.start()
     try:
@@ -45,7 +49,10 @@ async def test_faults_hold_until_cleared_and_every_request_is_logged(clock: Manu
         async with session.post(sim.url, json=yandex_body(sim, ids)) as resp:
             assert resp.status == 200
         assert [(r.at - sim.received[0].at, r.answer, r.retry_after) for r in sim.received] == [
-            (0.0, "http_503", 3.0), (1.5, "http_503", 3.0), (3.0, "ok", None)]
+            (0.0, "http_503", 3.0),
+            (1.5, "http_503", 3.0),
+            (3.0, "ok", None),
+        ]
     finally:
         await sim.stop()
 
@@ -69,8 +76,9 @@ async def test_partial_leaves_ids_out_as_often_as_told(session: aiohttp.ClientSe
 
 
 @pytest.mark.parametrize("kind", ["oversized", "oversized_chunked"])
-async def test_oversized_bodies_are_streamed_until_the_client_hangs_up(kind: str,
-                                                                       session: aiohttp.ClientSession) -> None:
+async def test_oversized_bodies_are_streamed_until_the_client_hangs_up(
+    kind: str, session: aiohttp.ClientSession
+) -> None:
     sim = YandexDirectSimulator()
     await sim.start()
     try:

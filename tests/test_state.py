@@ -11,13 +11,15 @@ from exporter.core.model import FetchResult, Tally, TaskState, TaskStatus
 from exporter.core.provider import CounterSpec, Vocabulary
 from exporter.core.state import PollOutcome, StateStore
 
-VOCAB = Vocabulary(statuses=frozenset({"Queued", "Done", "Failed"}), fault_codes=frozenset({"E1"}),
-                   api_error_codes=frozenset({"42"}))
+VOCAB = Vocabulary(
+    statuses=frozenset({"Queued", "Done", "Failed"}), fault_codes=frozenset({"E1"}), api_error_codes=frozenset({"42"})
+)
 P, D, E = TaskState.PENDING, TaskState.DONE, TaskState.ERROR
 
 
-def poll(store: StateStore, name: str, at: float, *statuses: TaskStatus, eta: float | None = None,
-         error: str | None = None) -> None:
+def poll(
+    store: StateStore, name: str, at: float, *statuses: TaskStatus, eta: float | None = None, error: str | None = None
+) -> None:
     store.apply_poll(name, PollOutcome(started=at, duration=0.1, results=[FetchResult(statuses, eta)], error=error))
 
 
@@ -42,12 +44,23 @@ def test_aggregates_follow_transitions_and_count_once():
     store = StateStore()
     store.ensure_set("s", "prov", VOCAB)
     store.track("s", ["a", "b", "c"], 100.0)
-    poll(store, "s", 100, TaskStatus("a", P, "Queued", progress=0.5), TaskStatus("b", P, "Queued"),
-         TaskStatus("c", P, "Queued", created=90.0))
+    poll(
+        store,
+        "s",
+        100,
+        TaskStatus("a", P, "Queued", progress=0.5),
+        TaskStatus("b", P, "Queued"),
+        TaskStatus("c", P, "Queued", created=90.0),
+    )
     st = store.sets["s"]
     assert st.by_state[P] == 3 and st.progress_ratio == 0.5 / 3
-    poll(store, "s", 160, TaskStatus("a", D, "Done", tallies=(Tally("bytes", 10),)),
-         TaskStatus("c", E, "Failed", fault_code="E1", finished=150.0))
+    poll(
+        store,
+        "s",
+        160,
+        TaskStatus("a", D, "Done", tallies=(Tally("bytes", 10),)),
+        TaskStatus("c", E, "Failed", fault_code="E1", finished=150.0),
+    )
     # A repeated final status is not a new transition.
     poll(store, "s", 220, TaskStatus("a", D, "Done", tallies=(Tally("bytes", 10),)))
     assert st.completed_total == 1 and st.failed_total == {"E1": 1}
@@ -99,7 +112,7 @@ def test_exposition_is_cached_until_state_changes_and_has_no_created_series():
     assert expo.render() is not first
     text = expo.render().decode()
     assert "_created" not in text
-    assert 'upload_build_info{python_version=' in text
+    assert "upload_build_info{python_version=" in text
 
 
 def test_eta_prefers_provider_then_tasks_then_completion_rate():
@@ -110,8 +123,13 @@ def test_eta_prefers_provider_then_tasks_then_completion_rate():
     assert store.sets["s"].eta is None  # nothing known yet: absent
     poll(store, "s", 100, *(TaskStatus(f"t{i}", D, "Done") for i in range(5)))
     assert store.sets["s"].eta == 5 / (5 / 100)  # 5 pending at 0.05 tasks/s
-    poll(store, "s", 200, TaskStatus("t5", P, "Queued", eta_seconds=30.0),
-         TaskStatus("t6", P, "Queued", eta_seconds=70.0))
+    poll(
+        store,
+        "s",
+        200,
+        TaskStatus("t5", P, "Queued", eta_seconds=30.0),
+        TaskStatus("t6", P, "Queued", eta_seconds=70.0),
+    )
     assert store.sets["s"].eta == 70.0
     poll(store, "s", 300, eta=12.0)
     assert store.sets["s"].eta == 12.0
@@ -120,10 +138,20 @@ def test_eta_prefers_provider_then_tasks_then_completion_rate():
 def test_per_task_series_are_capped_errors_first_and_extra_labels_apply():
     store = StateStore()
     store.ensure_set("s", "prov", VOCAB)
-    poll(store, "s", 100, *(TaskStatus(f"ok{i}", D, "Done") for i in range(5)),
-         TaskStatus("bad", E, "Failed", fault_code="E1"), TaskStatus("run", P, "Queued", progress=0.25))
-    expo = exposition(store, per_task_caps={"s": 2}, extra_labels={"s": {"team": "ads"}},
-                      provider_counters={"prov": [CounterSpec("uploaded_bytes", "Bytes uploaded.")]})
+    poll(
+        store,
+        "s",
+        100,
+        *(TaskStatus(f"ok{i}", D, "Done") for i in range(5)),
+        TaskStatus("bad", E, "Failed", fault_code="E1"),
+        TaskStatus("run", P, "Queued", progress=0.25),
+    )
+    expo = exposition(
+        store,
+        per_task_caps={"s": 2},
+        extra_labels={"s": {"team": "ads"}},
+        provider_counters={"prov": [CounterSpec("uploaded_bytes", "Bytes uploaded.")]},
+    )
     ids = {dict(ls)["task_id"] for (n, ls) in samples(expo) if n == "upload_task_state"}
     assert ids == {"bad", "run"}
     assert find(expo, "upload_task_progress_ratio", task_id="run") == [0.25]

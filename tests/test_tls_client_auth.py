@@ -29,16 +29,66 @@ def openssl(*args: str) -> None:
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("pki")
-    openssl("req", "-x509", *EC, "-days", "1", "-subj", "/CN=server", "-addext", "subjectAltName=IP:127.0.0.1",
-            "-keyout", str(d / "server.key"), "-out", str(d / "server.crt"))
-    openssl("req", "-x509", *EC, "-days", "1", "-subj", "/CN=client-ca", "-keyout", str(d / "ca.key"),
-            "-out", str(d / "ca.crt"))
+    openssl(
+        "req",
+        "-x509",
+        *EC,
+        "-days",
+        "1",
+        "-subj",
+        "/CN=server",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+        "-keyout",
+        str(d / "server.key"),
+        "-out",
+        str(d / "server.crt"),
+    )
+    openssl(
+        "req",
+        "-x509",
+        *EC,
+        "-days",
+        "1",
+        "-subj",
+        "/CN=client-ca",
+        "-keyout",
+        str(d / "ca.key"),
+        "-out",
+        str(d / "ca.crt"),
+    )
     openssl("req", *EC, "-subj", "/CN=signed-client", "-keyout", str(d / "signed.key"), "-out", str(d / "signed.csr"))
     (d / "ext.cnf").write_text("extendedKeyUsage=clientAuth\n")
-    openssl("x509", "-req", "-in", str(d / "signed.csr"), "-CA", str(d / "ca.crt"), "-CAkey", str(d / "ca.key"),
-            "-CAcreateserial", "-days", "1", "-extfile", str(d / "ext.cnf"), "-out", str(d / "signed.crt"))
-    openssl("req", "-x509", *EC, "-days", "1", "-subj", "/CN=self-signed-client", "-keyout", str(d / "self.key"),
-            "-out", str(d / "self.crt"))
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        str(d / "signed.csr"),
+        "-CA",
+        str(d / "ca.crt"),
+        "-CAkey",
+        str(d / "ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        str(d / "ext.cnf"),
+        "-out",
+        str(d / "signed.crt"),
+    )
+    openssl(
+        "req",
+        "-x509",
+        *EC,
+        "-days",
+        "1",
+        "-subj",
+        "/CN=self-signed-client",
+        "-keyout",
+        str(d / "self.key"),
+        "-out",
+        str(d / "self.crt"),
+    )
     return d
 
 
@@ -57,8 +107,10 @@ async def connects(port: int, pki: Path, client_cert: str | None) -> bool:
     if client_cert:
         context.load_cert_chain(pki / f"{client_cert}.crt", pki / f"{client_cert}.key")
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as client, \
-                client.get(f"https://127.0.0.1:{port}/-/healthy", ssl=context) as r:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as client,
+            client.get(f"https://127.0.0.1:{port}/-/healthy", ssl=context) as r,
+        ):
             return r.status == 200
     except (aiohttp.ClientError, ssl.SSLError, ConnectionError):
         return False
@@ -69,14 +121,26 @@ async def test_client_auth_type(pki: Path, tmp_path: Path, monkeypatch: pytest.M
     verifies = auth_type in ("VerifyClientCertIfGiven", "RequireAndVerifyClientCert")
     web_yml = tmp_path / "web.yml"
     ca = f"  client_ca_file: {pki / 'ca.crt'}\n" if verifies else ""
-    web_yml.write_text(f"tls_server_config:\n  cert_file: {pki / 'server.crt'}\n  key_file: {pki / 'server.key'}\n"
-                       f"  client_auth_type: {auth_type}\n{ca}")
+    web_yml.write_text(
+        f"tls_server_config:\n  cert_file: {pki / 'server.crt'}\n  key_file: {pki / 'server.key'}\n"
+        f"  client_auth_type: {auth_type}\n{ca}"
+    )
     web_config = webconfig.load(str(web_yml))
     monkeypatch.setenv("TLS_TEST_TOKEN", "tls-test-token-0123456789")
-    cfg = config_mod.parse({"accounts": {"a": {"provider": "yandex_direct", "endpoint": "http://127.0.0.1:9/",
-                                               "token": {"env": "TLS_TEST_TOKEN"}}},
-                            "task_sets": [{"name": "s", "account": "a", "interval": 3600, "tasks": {"ids": [1]}}]},
-                           PROVIDERS, "tls.yaml")
+    cfg = config_mod.parse(
+        {
+            "accounts": {
+                "a": {
+                    "provider": "yandex_direct",
+                    "endpoint": "http://127.0.0.1:9/",
+                    "token": {"env": "TLS_TEST_TOKEN"},
+                }
+            },
+            "task_sets": [{"name": "s", "account": "a", "interval": 3600, "tasks": {"ids": [1]}}],
+        },
+        PROVIDERS,
+        "tls.yaml",
+    )
     runner = web.AppRunner(make_app(Daemon(lambda: cfg, PROVIDERS), web_config=web_config))
     await runner.setup()
     port = free_port()

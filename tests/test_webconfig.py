@@ -28,9 +28,29 @@ def basic(user: str, password: str) -> str:
 @pytest.fixture
 def cert(tmp_path: Path) -> tuple[Path, Path]:
     crt, key = tmp_path / "tls.crt", tmp_path / "tls.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(crt)],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(crt),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     return crt, key
 
 
@@ -49,12 +69,25 @@ async def test_tls_and_basic_auth_protect_every_endpoint_but_liveness(tmp_path, 
     crt, key = cert
     hashed = bcrypt.hashpw(b"s3cret-scrape", bcrypt.gensalt(rounds=4)).decode()
     web_yml = tmp_path / "web.yml"
-    web_yml.write_text(f"tls_server_config:\n  cert_file: {crt.name}\n  key_file: {key.name}\n"
-                       f"basic_auth_users:\n  prometheus: '{hashed}'\n")
+    web_yml.write_text(
+        f"tls_server_config:\n  cert_file: {crt.name}\n  key_file: {key.name}\n"
+        f"basic_auth_users:\n  prometheus: '{hashed}'\n"
+    )
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "exporter", "--demo", f"--web.listen-address=127.0.0.1:{port}",
-                             f"--web.config.file={web_yml}"], cwd=REPO, env=dict(os.environ),
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "exporter",
+            "--demo",
+            f"--web.listen-address=127.0.0.1:{port}",
+            f"--web.config.file={web_yml}",
+        ],
+        cwd=REPO,
+        env=dict(os.environ),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     context = ssl.create_default_context(cafile=str(crt))
     try:
         async with aiohttp.ClientSession() as client:

@@ -26,10 +26,24 @@ async def sim(clock) -> AsyncIterator[YandexDirectSimulator]:
 
 def config(sim: YandexDirectSimulator, tasks: dict[str, Any], **account: Any) -> dict[str, Any]:
     return {
-        "accounts": {"direct": {"provider": "yandex_direct", "endpoint": sim.url,
-                                "token": {"env": "TEST_YANDEX_TOKEN"}, **account}},
-        "task_sets": [{"name": "banners", "account": "direct", "interval": 60, "tasks": tasks,
-                       "max_tries": 2, "max_retry_time": 1}],
+        "accounts": {
+            "direct": {
+                "provider": "yandex_direct",
+                "endpoint": sim.url,
+                "token": {"env": "TEST_YANDEX_TOKEN"},
+                **account,
+            }
+        },
+        "task_sets": [
+            {
+                "name": "banners",
+                "account": "direct",
+                "interval": 60,
+                "tasks": tasks,
+                "max_tries": 2,
+                "max_retry_time": 1,
+            }
+        ],
     }
 
 
@@ -113,13 +127,16 @@ async def test_logins_beyond_ten_are_split(sim, harness, clock):
     assert h.value("upload_tasks", state="done") == 23
 
 
-@pytest.mark.parametrize("item", [
-    {"AdImageUploadTaskID": 7, "Status": "Error", "Error": "not an object"},
-    {"AdImageUploadTaskID": 7, "Status": "Error", "Error": [1, 2]},
-    {"AdImageUploadTaskID": 7, "Status": "Error", "Error": {"FaultCode": None, "FaultString": {"a": 1}}},
-    {"AdImageUploadTaskID": 7, "Status": ["Done"]},
-    {"AdImageUploadTaskID": 7},
-])
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"AdImageUploadTaskID": 7, "Status": "Error", "Error": "not an object"},
+        {"AdImageUploadTaskID": 7, "Status": "Error", "Error": [1, 2]},
+        {"AdImageUploadTaskID": 7, "Status": "Error", "Error": {"FaultCode": None, "FaultString": {"a": 1}}},
+        {"AdImageUploadTaskID": 7, "Status": ["Done"]},
+        {"AdImageUploadTaskID": 7},
+    ],
+)
 def test_an_item_that_parses_always_decodes(item):
     # Statuses are decoded when the poll is applied, after the provider's error handling.
     (parsed,) = yandex_direct._parse_page(response({"data": {"AdImageUploads": [item]}}))[0]

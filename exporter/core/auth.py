@@ -82,8 +82,11 @@ class BasicAuth:
         hashed = self.users.get(user)
         try:
             matches = await asyncio.get_running_loop().run_in_executor(
-                self._pool(), bcryptworker.check, password[:MAX_PASSWORD_BYTES],
-                self.dummy if hashed is None else hashed)
+                self._pool(),
+                bcryptworker.check,
+                password[:MAX_PASSWORD_BYTES],
+                self.dummy if hashed is None else hashed,
+            )
         except BrokenProcessPool:  # a worker died (killed, out of memory): start afresh next time
             log.warning("a bcrypt worker process died; starting new ones")
             self.close()
@@ -101,8 +104,9 @@ class BasicAuth:
     def _pool(self) -> ProcessPoolExecutor:
         if self.executor is None:
             # "spawn": a fresh interpreter, not a fork of this one with its threads and sockets.
-            self.executor = ProcessPoolExecutor(CHECKERS, mp_context=multiprocessing.get_context("spawn"),
-                                                initializer=bcryptworker.lower_priority)
+            self.executor = ProcessPoolExecutor(
+                CHECKERS, mp_context=multiprocessing.get_context("spawn"), initializer=bcryptworker.lower_priority
+            )
         return self.executor
 
     def close(self) -> None:

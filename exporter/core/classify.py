@@ -6,8 +6,9 @@ from exporter.core.errors import AuthFailed, ProviderError, Rejected, Throttled,
 from exporter.core.provider import ErrorCodes
 
 
-def api_error(codes: ErrorCodes, code: str, message: str, *, retry_after: float | None = None,
-              server_error: bool = False) -> ProviderError:
+def api_error(
+    codes: ErrorCodes, code: str, message: str, *, retry_after: float | None = None, server_error: bool = False
+) -> ProviderError:
     """The one classifier of API error codes: what the provider's table says the code means.
 
     `server_error`: the answer came with a 5xx status, which is retried whatever the code.

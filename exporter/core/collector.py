@@ -77,8 +77,9 @@ class StateCollector(Collector):
         yield from self._per_task(sets, base_names)
 
     def _build_info(self) -> Iterator[Metric]:
-        info = GaugeMetricFamily("upload_build_info", "Build information; always 1.",
-                                 labels=["version", "python_version"])
+        info = GaugeMetricFamily(
+            "upload_build_info", "Build information; always 1.", labels=["version", "python_version"]
+        )
         info.add_metric([__version__, platform.python_version()], 1.0)
         yield info
 
@@ -98,8 +99,11 @@ class StateCollector(Collector):
 
     def _push_refused(self, sets: list[SetState], base_names: list[str]) -> Iterator[Metric]:
         family = CounterMetricFamily(
-            "upload_push_refused", "Pushes of task IDs refused, by reason: max_tasks (the set is full), "
-            "too_large, malformed, unsupported_media_type.", labels=[*base_names, "reason"])
+            "upload_push_refused",
+            "Pushes of task IDs refused, by reason: max_tasks (the set is full), "
+            "too_large, malformed, unsupported_media_type.",
+            labels=[*base_names, "reason"],
+        )
         for st in sets:
             for reason, count in sorted(st.push_refused.items()):
                 family.add_metric([*self._base(st), reason], float(count))
@@ -109,12 +113,17 @@ class StateCollector(Collector):
         if not any(self.per_task_caps.get(st.name) for st in sets):
             return
         state = GaugeMetricFamily(
-            "upload_task_state", "One series per task (opt-in, capped): 1 for its normalized state "
+            "upload_task_state",
+            "One series per task (opt-in, capped): 1 for its normalized state "
             "and provider status. Value as of the set's last poll.",
-            labels=[*base_names, "task_id", "state", "status"])
+            labels=[*base_names, "task_id", "state", "status"],
+        )
         progress = GaugeMetricFamily(
-            "upload_task_progress_ratio", "Progress 0..1 of one task where the provider reports it "
-            "(opt-in, capped). Value as of the set's last poll.", labels=[*base_names, "task_id"])
+            "upload_task_progress_ratio",
+            "Progress 0..1 of one task where the provider reports it "
+            "(opt-in, capped). Value as of the set's last poll.",
+            labels=[*base_names, "task_id"],
+        )
         for st in sets:
             cap = self.per_task_caps.get(st.name, 0)
             if not cap:

@@ -23,8 +23,21 @@ from exporter.core.settings import MAX_TASKS, AccountConfig, Config, ProxyConfig
 
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 RESERVED_LABELS = frozenset(
-    {"provider", "task_set", "state", "status", "fault_code", "code", "result", "le", "task_id",
-     "instance", "job", "version", "python_version"}
+    {
+        "provider",
+        "task_set",
+        "state",
+        "status",
+        "fault_code",
+        "code",
+        "result",
+        "le",
+        "task_id",
+        "instance",
+        "job",
+        "version",
+        "python_version",
+    }
 )
 
 
@@ -62,8 +75,10 @@ class _Reader(Checks):
         for k in value:
             if k not in allowed:
                 hint = _closest(str(k), allowed)
-                self.bad(f"{key}.{keyname(k)}" if key else keyname(k),
-                         f"unknown key{f'; did you mean {hint!r}' if hint else ''} (allowed: {', '.join(allowed)})")
+                self.bad(
+                    f"{key}.{keyname(k)}" if key else keyname(k),
+                    f"unknown key{f'; did you mean {hint!r}' if hint else ''} (allowed: {', '.join(allowed)})",
+                )
         return value
 
     def config(self, raw: Any) -> Config:
@@ -136,9 +151,11 @@ class _Reader(Checks):
             self.bad(f"{key}.url" if isinstance(raw, dict) else key, f"expected an http(s) proxy URL, got {shown!r}")
             return None
         if "@" in URL(url).raw_authority:
-            self.bad(f"{key}.url" if isinstance(raw, dict) else key,
-                     f"{redact_userinfo(url)!r} carries credentials; give them as proxy.username and "
-                     "proxy.password, each {env: VARIABLE} or {file: PATH}")
+            self.bad(
+                f"{key}.url" if isinstance(raw, dict) else key,
+                f"{redact_userinfo(url)!r} carries credentials; give them as proxy.username and "
+                "proxy.password, each {env: VARIABLE} or {file: PATH}",
+            )
             return None
         username = value.get("username")
         user_secret = self.secret(f"{key}.username", username) if isinstance(username, dict) else None
@@ -178,11 +195,26 @@ class _Reader(Checks):
             self.bad(key, f"expected one of {', '.join(spec.choices)} ({spec.help}), got {brief(value)}")
         return str(value)
 
-    def task_set(self, key: str, raw: Any, accounts: Mapping[str, AccountConfig],
-                 accounts_raw: Mapping[str, Any]) -> TaskSetConfig | None:
-        allowed = ["name", "account", "interval", "jitter", "tasks", "labels", "batch_size", "max_tries",
-                   "max_retry_time", "poll_timeout", "forget_final_after", "tombstone_retention",
-                   "not_found_after", "per_task_series", "max_tasks"]
+    def task_set(
+        self, key: str, raw: Any, accounts: Mapping[str, AccountConfig], accounts_raw: Mapping[str, Any]
+    ) -> TaskSetConfig | None:
+        allowed = [
+            "name",
+            "account",
+            "interval",
+            "jitter",
+            "tasks",
+            "labels",
+            "batch_size",
+            "max_tries",
+            "max_retry_time",
+            "poll_timeout",
+            "forget_final_after",
+            "tombstone_retention",
+            "not_found_after",
+            "per_task_series",
+            "max_tasks",
+        ]
         if not isinstance(raw, dict):
             self.bad(key, f"expected a mapping, got {kind(raw)}")
             return None
@@ -201,8 +233,10 @@ class _Reader(Checks):
         if account is not None:
             provider_cls = self.providers[account.provider]
             if tasks.discover and not callable(getattr(provider_cls, "discover", None)):
-                self.bad(f"{key}.tasks.discover", f"{account.provider} cannot list its tasks; give ids, files "
-                         "or push_token instead")
+                self.bad(
+                    f"{key}.tasks.discover",
+                    f"{account.provider} cannot list its tasks; give ids, files or push_token instead",
+                )
             syntax = provider_cls.task_id_syntax(account)
             for i, task_id in enumerate(tasks.ids):
                 if not syntax.accepts(task_id):

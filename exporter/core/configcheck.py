@@ -29,8 +29,9 @@ class Checks:
     def bad(self, key: str, message: str) -> None:
         self.problems.append(f"{self.path}: {key}: {message}")
 
-    def duration(self, key: str, raw: Any, minimum: float = 0.0, maximum: float = MAX_DURATION,
-                 positive: bool = False) -> float:
+    def duration(
+        self, key: str, raw: Any, minimum: float = 0.0, maximum: float = MAX_DURATION, positive: bool = False
+    ) -> float:
         """Seconds from 30, 1.5, '30s', '5m', '1h', '2d'; finite, within [minimum, maximum], > 0 if `positive`."""
         if isinstance(raw, (int, float)) and not isinstance(raw, bool):
             seconds = float(raw)

@@ -56,8 +56,14 @@ class WebOptions:
 class Daemon:
     """The running exporter: its config, state, runners and exposition (what the handlers read)."""
 
-    def __init__(self, load_config: Callable[[], Config], providers: ProviderRegistry,
-                 store: StateStore | None = None, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        load_config: Callable[[], Config],
+        providers: ProviderRegistry,
+        store: StateStore | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.load_config = load_config
         self.providers = providers
         self.config = load_config()
@@ -73,8 +79,9 @@ class Daemon:
         self._reloading = asyncio.Lock()
 
     def _exposition(self) -> NegotiatedExposition:
-        return NegotiatedExposition(build_exposition(self.config, self.providers, self.store), self._live,
-                                    self.reload_status)
+        return NegotiatedExposition(
+            build_exposition(self.config, self.providers, self.store), self._live, self.reload_status
+        )
 
     # -- start and stop -----------------------------------------------------------------
     async def __aenter__(self) -> Daemon:
@@ -84,8 +91,9 @@ class Daemon:
         self._start()
         return self
 
-    async def __aexit__(self, kind: type[BaseException] | None, err: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None
+    ) -> None:
         try:
             if self._scheduler is not None:
                 await self._scheduler.stop(STOP_TIMEOUT_SECONDS)
@@ -134,22 +142,34 @@ class Daemon:
     async def serve(self, options: WebOptions) -> None:
         """Serve on the listen addresses until SIGTERM or SIGINT; SIGHUP reloads. Raises the
         fatal error, if one stopped it."""
-        app = make_app(self, lifecycle_api=options.lifecycle_api, web_config=options.web_config,
-                       telemetry_path=options.telemetry_path)
+        app = make_app(
+            self,
+            lifecycle_api=options.lifecycle_api,
+            web_config=options.web_config,
+            telemetry_path=options.telemetry_path,
+        )
         tune_collector()  # before the first poll
         loop = asyncio.get_running_loop()
         listener.quiet_accept_errors(loop)
-        max_connections = options.max_connections or listener.default_max_connections(
-            listener.raise_descriptor_limit())
+        max_connections = options.max_connections or listener.default_max_connections(listener.raise_descriptor_limit())
         runner = web.AppRunner(app, access_log=None, keepalive_timeout=options.idle_timeout)
         await runner.setup()
         try:
             for host, port in options.addresses:
-                await listener.GuardedSite(runner, host, port, ssl_context=options.web_config.ssl_context,
-                                           max_connections=max_connections,
-                                           read_header_timeout=options.read_header_timeout).start()
-            log.info("upload-status-exporter %s listening on %s (%d task sets)", __version__,
-                     ", ".join(_address(host, port) for host, port in options.addresses), len(self.config.task_sets))
+                await listener.GuardedSite(
+                    runner,
+                    host,
+                    port,
+                    ssl_context=options.web_config.ssl_context,
+                    max_connections=max_connections,
+                    read_header_timeout=options.read_header_timeout,
+                ).start()
+            log.info(
+                "upload-status-exporter %s listening on %s (%d task sets)",
+                __version__,
+                ", ".join(_address(host, port) for host, port in options.addresses),
+                len(self.config.task_sets),
+            )
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stopping.set)
             loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self._reload_quietly()))

@@ -87,4 +87,3 @@ class BadResponse(ProviderError):
     """The body could not be parsed or did not have the documented shape."""
 
     result = "invalid_response"
-

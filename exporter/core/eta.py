@@ -17,8 +17,13 @@ def smoothed_rate(previous: float | None, completed: int, seconds: float) -> flo
     return rate if previous is None else previous + RATE_SMOOTHING * (rate - previous)
 
 
-def estimate(pending: int, reported: Sequence[float], asked_etas: Iterable[float], waiting_etas: Iterable[float],
-             completion_rate: float | None) -> float | None:
+def estimate(
+    pending: int,
+    reported: Sequence[float],
+    asked_etas: Iterable[float],
+    waiting_etas: Iterable[float],
+    completion_rate: float | None,
+) -> float | None:
     """Seconds until the pending tasks are expected to finish, or None when unknown.
 
     `reported` are the provider's batch ETAs of this poll; `asked_etas` the per-task ETAs this

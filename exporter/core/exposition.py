@@ -41,8 +41,13 @@ class _Cached:
 class NegotiatedExposition:
     """What /metrics answers: the cached task data in the asked format, then the live metrics."""
 
-    def __init__(self, exposition: Exposition, live: CollectorRegistry, reloads: ReloadStatus,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        exposition: Exposition,
+        live: CollectorRegistry,
+        reloads: ReloadStatus,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.exposition = exposition
         self.live = live
         self.reloads = reloads

@@ -101,8 +101,9 @@ class _Guarded(asyncio.Protocol):
         guard = self.guard
         while len(guard.fresh) + len(guard.served) >= guard.max_connections:  # bounded: one removed a round
             oldest, _ = (guard.fresh or guard.served).popitem(last=False)
-            guard.shed_log.warning("connection limit (%d) reached: closing the oldest idle or slow connections",
-                                   guard.max_connections)
+            guard.shed_log.warning(
+                "connection limit (%d) reached: closing the oldest idle or slow connections", guard.max_connections
+            )
             oldest.abort()
         guard.fresh[self] = None
         self.timer = asyncio.get_running_loop().call_later(guard.read_header_timeout, self._header_deadline)
@@ -145,8 +146,16 @@ class _Guarded(asyncio.Protocol):
 class GuardedSite(web.TCPSite):
     """web.TCPSite whose connections go through a ConnectionGuard."""
 
-    def __init__(self, runner: web.AppRunner, host: str | None, port: int, *, ssl_context: ssl.SSLContext | None,
-                 max_connections: int, read_header_timeout: float = READ_HEADER_TIMEOUT) -> None:
+    def __init__(
+        self,
+        runner: web.AppRunner,
+        host: str | None,
+        port: int,
+        *,
+        ssl_context: ssl.SSLContext | None,
+        max_connections: int,
+        read_header_timeout: float = READ_HEADER_TIMEOUT,
+    ) -> None:
         super().__init__(runner, host, port, ssl_context=ssl_context)
         self.max_connections = max_connections
         self.read_header_timeout = read_header_timeout
@@ -157,8 +166,13 @@ class GuardedSite(web.TCPSite):
         assert server is not None and isinstance(server, web.Server)
         guard = ConnectionGuard(server, self.max_connections, self.read_header_timeout)
         self._server = await asyncio.get_running_loop().create_server(
-            guard, self._host, self._port, ssl=self._ssl_context, backlog=self._backlog,
-            ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if self._ssl_context else None)
+            guard,
+            self._host,
+            self._port,
+            ssl=self._ssl_context,
+            backlog=self._backlog,
+            ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if self._ssl_context else None,
+        )
         self._bound_port = self._server.sockets[0].getsockname()[1] if self._server.sockets else self._port
 
 

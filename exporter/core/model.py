@@ -73,8 +73,9 @@ class LazyStatuses(Sequence[TaskStatus]):
 
     __slots__ = ("_decode", "_items", "_tail")
 
-    def __init__(self, items: Sequence[tuple[Any, ...]], decode: Callable[..., TaskStatus],
-                 tail: Sequence[TaskStatus] = ()) -> None:
+    def __init__(
+        self, items: Sequence[tuple[Any, ...]], decode: Callable[..., TaskStatus], tail: Sequence[TaskStatus] = ()
+    ) -> None:
         self._items = items
         self._decode = decode
         self._tail = tail

@@ -42,8 +42,9 @@ CREATE TABLE IF NOT EXISTS tombstones (
 # Columns added since the first release, added to older files when they are opened.
 ADDED_COLUMNS = {"tasks": [("misses", "INTEGER NOT NULL DEFAULT 0")]}
 INSERT = f"INSERT OR REPLACE INTO tasks VALUES (?, ?, {', '.join('?' * len(FIELDS))})"
-SELECT_ROWS = (f"SELECT task_id, {', '.join(FIELDS)} FROM tasks WHERE task_set = ? AND task_id > ? "
-               "ORDER BY task_id LIMIT ?")
+SELECT_ROWS = (
+    f"SELECT task_id, {', '.join(FIELDS)} FROM tasks WHERE task_set = ? AND task_id > ? ORDER BY task_id LIMIT ?"
+)
 ADVICE = "move it aside (the exporter then starts afresh) or restore a backup"
 
 
@@ -70,8 +71,9 @@ class StateFile:
     def damaged(self, err: Exception, what: str = "") -> StateFileError:
         """The one-line error for a file that cannot be used; `what` names the part that is wrong."""
         detail = f"{what}: " if what else ""
-        return StateFileError(f"state file {self.path} cannot be used ({detail}{err.__class__.__name__}: "
-                              f"{str(err)[:200]}); {ADVICE}")
+        return StateFileError(
+            f"state file {self.path} cannot be used ({detail}{err.__class__.__name__}: {str(err)[:200]}); {ADVICE}"
+        )
 
     def _migrate(self) -> None:
         for table, columns in ADDED_COLUMNS.items():
@@ -107,8 +109,9 @@ class StateFile:
             graves = [(c.name, task_id, state.value, hour) for task_id, state, hour in c.buried]
             self._db.executemany("DELETE FROM tasks WHERE task_set = ? AND task_id = ?", [g[:2] for g in graves])
             self._db.executemany("INSERT OR REPLACE INTO tombstones VALUES (?, ?, ?, ?)", graves)
-            self._db.executemany("DELETE FROM tombstones WHERE task_set = ? AND task_id = ?",
-                                 [(c.name, t) for t in c.unburied])
+            self._db.executemany(
+                "DELETE FROM tombstones WHERE task_set = ? AND task_id = ?", [(c.name, t) for t in c.unburied]
+            )
             self._db.execute("INSERT OR REPLACE INTO sets VALUES (?, ?, ?)", (c.name, c.provider, c.aggregates))
 
     async def load(self, name: str, provider: str) -> SavedSet | None:

@@ -90,8 +90,9 @@ async def _read_body(request: web.Request) -> bytes:
             async for chunk in request.content.iter_chunked(64 * 1024):
                 out += chunk
                 if len(out) > MAX_PUSH_BYTES:
-                    raise Refused(413, f"the body decodes to more than {MAX_PUSH_BYTES // (1024 * 1024)} MiB",
-                                  "too_large")
+                    raise Refused(
+                        413, f"the body decodes to more than {MAX_PUSH_BYTES // (1024 * 1024)} MiB", "too_large"
+                    )
     except TimeoutError:
         raise Refused(408, f"the body did not arrive within {READ_SECONDS:.0f} s", "too_large") from None
     except HttpProcessingError:  # aiohttp's decoder: a corrupt gzip or deflate stream
@@ -109,8 +110,11 @@ async def track(store: StateStore, name: str, ids: list[str], max_tasks: int) ->
         raise Refused(400, f"expected each ID to be {what}, got {bad[:100]!r}", "malformed")
     new = len(set(ids).difference(st.tasks))
     if len(st.tasks) + new > max_tasks:
-        raise Refused(413, f"task set {name!r} would track more than its max_tasks ({max_tasks:,}); "
-                           f"{len(st.tasks):,} are tracked", "max_tasks")
+        raise Refused(
+            413,
+            f"task set {name!r} would track more than its max_tasks ({max_tasks:,}); {len(st.tasks):,} are tracked",
+            "max_tasks",
+        )
     added = store.track(name, ids, time.time(), "a push")
     await store.flush(name)  # saved before it is acknowledged
     return added

@@ -79,8 +79,9 @@ class AccountLimiter:
         if not self._hold_logged:  # once until a call succeeds again
             self._hold_logged = True
             capped = f" (asked for {wanted:.0f}s, capped)" if wanted > HOLD_CAP_SECONDS else ""
-            log.info("account %s: the server asked to wait (Retry-After); no call for %.1fs%s",
-                     self.name, seconds, capped)
+            log.info(
+                "account %s: the server asked to wait (Retry-After); no call for %.1fs%s", self.name, seconds, capped
+            )
 
     def throttled(self) -> None:
         """The API said slow down: halve the rate (not below one call every ten seconds)."""

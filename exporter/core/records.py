@@ -12,8 +12,20 @@ DURATION_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 360
 POLL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 
 # TaskRecord slots in the state file's column order; `state` is stored as its value.
-FIELDS = ("state", "status", "fault", "message", "progress", "eta", "created", "finished",
-          "first_seen", "last_seen", "not_before", "misses")
+FIELDS = (
+    "state",
+    "status",
+    "fault",
+    "message",
+    "progress",
+    "eta",
+    "created",
+    "finished",
+    "first_seen",
+    "last_seen",
+    "not_before",
+    "misses",
+)
 
 
 class TaskRecord:
@@ -37,15 +49,40 @@ class TaskRecord:
 
     def row(self, task_id: str) -> tuple[Any, ...]:
         """The task as a state-file row: task_id, then FIELDS."""
-        return (task_id, self.state.value, self.status, self.fault, self.message, self.progress, self.eta,
-                self.created, self.finished, self.first_seen, self.last_seen, self.not_before, self.misses)
+        return (
+            task_id,
+            self.state.value,
+            self.status,
+            self.fault,
+            self.message,
+            self.progress,
+            self.eta,
+            self.created,
+            self.finished,
+            self.first_seen,
+            self.last_seen,
+            self.not_before,
+            self.misses,
+        )
 
     @classmethod
     def from_row(cls, values: Sequence[Any]) -> TaskRecord:
         """A record from FIELDS' values (state already a TaskState)."""
         rec = cls.__new__(cls)
-        (rec.state, rec.status, rec.fault, rec.message, rec.progress, rec.eta, rec.created, rec.finished,
-         rec.first_seen, rec.last_seen, rec.not_before, rec.misses) = values
+        (
+            rec.state,
+            rec.status,
+            rec.fault,
+            rec.message,
+            rec.progress,
+            rec.eta,
+            rec.created,
+            rec.finished,
+            rec.first_seen,
+            rec.last_seen,
+            rec.not_before,
+            rec.misses,
+        ) = values
         return rec
 
 

@@ -121,8 +121,11 @@ class TaskSetRunner:
         except ProviderError as err:
             error = err.with_traceback(None)  # its frames would hold this poll's answers in a cycle
         except TimeoutError:
-            error = Unavailable(f"the poll passed its deadline of {self.config.poll_timeout:g}s (poll_timeout); "
-                                f"{len(results)} answers applied", result="timeout")
+            error = Unavailable(
+                f"the poll passed its deadline of {self.config.poll_timeout:g}s (poll_timeout); "
+                f"{len(results)} answers applied",
+                result="timeout",
+            )
         outcome = PollOutcome(
             started=now,
             duration=time.monotonic() - started_mono,
@@ -206,11 +209,20 @@ class TaskSetRunner:
             log.debug("set %s (%s) still down: %s", name, provider, error.message)
             return
         self._was_down = True
-        what = "credentials refused; fix the account's credentials or permissions" if isinstance(
-            error, AuthFailed) else "keeping the last known state and retrying"
-        log.warning("set %s (%s) is down: %s (%s, result=%s%s)", name, provider, error.message, what,
-                    error.result, f", code={error.api_code}" if error.api_code else "")
-
+        what = (
+            "credentials refused; fix the account's credentials or permissions"
+            if isinstance(error, AuthFailed)
+            else "keeping the last known state and retrying"
+        )
+        log.warning(
+            "set %s (%s) is down: %s (%s, result=%s%s)",
+            name,
+            provider,
+            error.message,
+            what,
+            error.result,
+            f", code={error.api_code}" if error.api_code else "",
+        )
 
 
 class Scheduler:
@@ -223,8 +235,9 @@ class Scheduler:
 
     def start(self, on_fatal: Callable[[Exception], None] | None = None) -> None:
         self._stop.clear()
-        self._tasks = [asyncio.create_task(r.run(self._stop, on_fatal), name=f"poll:{r.config.name}")
-                       for r in self.runners]
+        self._tasks = [
+            asyncio.create_task(r.run(self._stop, on_fatal), name=f"poll:{r.config.name}") for r in self.runners
+        ]
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Ask runners to stop, cancel what is still running after `timeout`, and wait."""

@@ -17,6 +17,7 @@ MASK = "***"
 # scheme://user:password@host: the user-info part of any URL, wherever it is quoted.
 URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@?#]*@")
 
+
 class Secret:
     """A credential. `str()` and `repr()` show a mask; `reveal()` gives the value."""
 
@@ -42,6 +43,7 @@ class Secret:
     def __hash__(self) -> int:
         return hash(self._value)
 
+
 def redact(text: str) -> str:
     """Mask every known secret in `text`, and the credentials of every URL in it."""
     if "@" in text:
@@ -52,6 +54,7 @@ def redact(text: str) -> str:
         if value in text:
             text = text.replace(value, MASK)
     return text
+
 
 USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]*@")
 

@@ -27,10 +27,16 @@ class SelfMetricSpec:
 
 # The blackbox exporter's shape: `..._config_last_reload_successful` and its timestamp.
 SELF_METRICS: tuple[SelfMetricSpec, ...] = (
-    SelfMetricSpec("upload_config_last_reload_successful", "gauge",
-                   "1 when the last configuration load (start, SIGHUP or POST /-/reload) succeeded, else 0."),
-    SelfMetricSpec("upload_config_last_reload_success_timestamp_seconds", "gauge",
-                   "Unix time of the last successful configuration load (start or reload)."),
+    SelfMetricSpec(
+        "upload_config_last_reload_successful",
+        "gauge",
+        "1 when the last configuration load (start, SIGHUP or POST /-/reload) succeeded, else 0.",
+    ),
+    SelfMetricSpec(
+        "upload_config_last_reload_success_timestamp_seconds",
+        "gauge",
+        "Unix time of the last successful configuration load (start or reload).",
+    ),
 )
 
 

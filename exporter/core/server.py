@@ -55,15 +55,22 @@ RUNTIME = web.AppKey("daemon", Served)
 TELEMETRY_PATH = web.AppKey("telemetry_path", str)
 
 
-def make_app(daemon: Served, *, lifecycle_api: bool = False, web_config: WebConfig | None = None,
-             telemetry_path: str = "/metrics") -> web.Application:
+def make_app(
+    daemon: Served,
+    *,
+    lifecycle_api: bool = False,
+    web_config: WebConfig | None = None,
+    telemetry_path: str = "/metrics",
+) -> web.Application:
     """The exporter's web app around a daemon, which runs while the app does; POST /-/reload only
     with `lifecycle_api` (like Prometheus)."""
     users = web_config.users if web_config else {}
     auth = BasicAuth(users) if users else None
-    app = web.Application(middlewares=[basic_auth_middleware(auth, exempt=UNGUARDED)] if auth else [],
-                          client_max_size=push.MAX_PUSH_BYTES)
+    app = web.Application(
+        middlewares=[basic_auth_middleware(auth, exempt=UNGUARDED)] if auth else [], client_max_size=push.MAX_PUSH_BYTES
+    )
     if auth is not None:
+
         async def stop_checkers(app: web.Application) -> None:
             auth.close()
 
@@ -99,8 +106,11 @@ async def push_tasks(request: web.Request) -> web.Response:
     if ts is None or ts.tasks.push_token is None or name not in runtime.store.sets:
         return web.json_response({"error": "no task set of that name accepts pushed IDs"}, status=404)
     if not push.authorised(request, ts.tasks.push_token.reveal()):
-        return web.json_response({"error": "missing or wrong bearer token"}, status=401,
-                                 headers={"WWW-Authenticate": 'Bearer realm="upload-status-exporter"'})
+        return web.json_response(
+            {"error": "missing or wrong bearer token"},
+            status=401,
+            headers={"WWW-Authenticate": 'Bearer realm="upload-status-exporter"'},
+        )
     try:
         ids = await push.read_ids(request)
         added = await push.track(runtime.store, name, ids, ts.max_tasks)
@@ -117,8 +127,11 @@ async def healthy(request: web.Request) -> web.Response:
 async def ready(request: web.Request) -> web.Response:
     """Ready once every task set was polled once (successfully or not) or restored from the state file."""
     runtime = request.app[RUNTIME]
-    waiting = [ts.name for ts in runtime.config.task_sets
-               if not (st := runtime.store.sets.get(ts.name)) or not (st.polled or st.restored)]
+    waiting = [
+        ts.name
+        for ts in runtime.config.task_sets
+        if not (st := runtime.store.sets.get(ts.name)) or not (st.polled or st.restored)
+    ]
     if waiting:
         return web.Response(status=503, text=f"Not ready: waiting for the first poll of {', '.join(waiting)}.\n")
     return web.Response(text="Ready.\n")

@@ -20,6 +20,7 @@ class ProxyConfig:
     username: str | None = None
     password: Secret | None = None
 
+
 T = TypeVar("T")
 
 

@@ -55,8 +55,15 @@ class StateStore:
     def changed(self) -> None:
         self.version += 1
 
-    def ensure_set(self, name: str, provider: str, vocabulary: Vocabulary, *,
-                   id_syntax: IdSyntax | None = None, not_found_after: int = 3) -> SetState:
+    def ensure_set(
+        self,
+        name: str,
+        provider: str,
+        vocabulary: Vocabulary,
+        *,
+        id_syntax: IdSyntax | None = None,
+        not_found_after: int = 3,
+    ) -> SetState:
         """The set of this name and provider, new (and due for `restore`) if there was none."""
         st = self.sets.get(name)
         if st is None or st.provider != provider:
@@ -100,7 +107,7 @@ class StateStore:
         while page:
             following = asyncio.ensure_future(self.sink.rows(st.name, page[-1][0], RESTORE_PAGE))
             for start in range(0, len(page), RESTORE_CHUNK):
-                dump.restore_rows(st, page[start:start + RESTORE_CHUNK])
+                dump.restore_rows(st, page[start : start + RESTORE_CHUNK])
                 await asyncio.sleep(0)
             page = await following
         st.restored = True  # ready: everything saved is loaded
@@ -166,8 +173,7 @@ class StateStore:
             self.changed()
         return len(forgotten)
 
-    def expire_tombstones(self, name: str, task_ids: Iterable[str], still_listed: Collection[str],
-                          now: float) -> int:
+    def expire_tombstones(self, name: str, task_ids: Iterable[str], still_listed: Collection[str], now: float) -> int:
         return self.sets[name].tombstones.expire(task_ids, still_listed, now)
 
     async def flush(self, name: str) -> None:
@@ -189,7 +195,7 @@ class StateStore:
 
             async def chunks() -> AsyncIterator[list[tuple[Any, ...]]]:
                 for start in range(0, len(ids), SAVE_CHUNK):
-                    yield dump.rows(st, ids[start:start + SAVE_CHUNK])
+                    yield dump.rows(st, ids[start : start + SAVE_CHUNK])
 
             await self.sink.save(changes, chunks())
 

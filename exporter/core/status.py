@@ -30,20 +30,25 @@ def status_document(config: Config, store: StateStore, reload: ReloadStatus, now
     for ts in config.task_sets:
         st = store.sets.get(ts.name)
         last_success = st.last_success if st else None
-        sets.append({
-            "name": ts.name,
-            "provider": ts.provider,
-            "health": "waiting" if st is None or not st.polled else ("up" if st.up else "down"),
-            "tracked_tasks": len(st.tasks) if st else 0,
-            "last_success_timestamp_seconds": last_success,
-            "last_success_age_seconds": None if last_success is None else round(max(0.0, now - last_success), 3),
-            "last_error": safe_message(st.last_error) if st and st.last_error else None,
-            "last_error_timestamp_seconds": st.last_error_time if st else None,
-        })
+        sets.append(
+            {
+                "name": ts.name,
+                "provider": ts.provider,
+                "health": "waiting" if st is None or not st.polled else ("up" if st.up else "down"),
+                "tracked_tasks": len(st.tasks) if st else 0,
+                "last_success_timestamp_seconds": last_success,
+                "last_success_age_seconds": None if last_success is None else round(max(0.0, now - last_success), 3),
+                "last_error": safe_message(st.last_error) if st and st.last_error else None,
+                "last_error_timestamp_seconds": st.last_error_time if st else None,
+            }
+        )
     return {
         "version": __version__,
-        "config": {"path": config.path, "last_reload_successful": reload.successful,
-                   "last_reload_success_timestamp_seconds": reload.last_success},
+        "config": {
+            "path": config.path,
+            "last_reload_successful": reload.successful,
+            "last_reload_success_timestamp_seconds": reload.last_success,
+        },
         "task_sets": sets,
     }
 
@@ -60,9 +65,11 @@ def landing_page(config: Config, store: StateStore, reload: ReloadStatus, teleme
         error = s["last_error"] or ""
         if error and s["last_error_timestamp_seconds"] is not None:
             error = f"{error} ({_age(now - s['last_error_timestamp_seconds'])})"
-        rows.append(f"<tr><td>{html.escape(s['name'])}</td><td>{html.escape(s['provider'])}</td>"
-                    f"<td>{s['health']}</td><td>{s['tracked_tasks']}</td>"
-                    f"<td>{_age(s['last_success_age_seconds'])}</td><td>{html.escape(error)}</td></tr>")
+        rows.append(
+            f"<tr><td>{html.escape(s['name'])}</td><td>{html.escape(s['provider'])}</td>"
+            f"<td>{s['health']}</td><td>{s['tracked_tasks']}</td>"
+            f"<td>{_age(s['last_success_age_seconds'])}</td><td>{html.escape(error)}</td></tr>"
+        )
     reload_state = "ok" if reload.successful else "FAILED (the previous config keeps running; see the log)"
     metrics = html.escape(telemetry_path, quote=True)
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>upload-status-exporter</title></head>
@@ -71,4 +78,4 @@ def landing_page(config: Config, store: StateStore, reload: ReloadStatus, teleme
 <a href="/-/healthy">Health</a> &middot; <a href="/-/ready">Readiness</a></p>
 <p>Last configuration load: {reload_state}</p>
 <table border="1" cellpadding="4"><tr><th>task set</th><th>provider</th><th>poll</th><th>tracked tasks</th>
-<th>last success</th><th>last error</th></tr>{''.join(rows)}</table></body></html>"""
+<th>last success</th><th>last error</th></tr>{"".join(rows)}</table></body></html>"""

@@ -99,8 +99,14 @@ class SetState:
         """One line for the IDs of one read, push or answer that do not look like this provider's IDs."""
         if bad:
             what = self.id_syntax.description if self.id_syntax else "a task ID"
-            log.warning("skipped %d task IDs of set %s from %s that are not %s, e.g. %r",
-                        len(bad), self.name, where, what, bad[0][:100])
+            log.warning(
+                "skipped %d task IDs of set %s from %s that are not %s, e.g. %r",
+                len(bad),
+                self.name,
+                where,
+                what,
+                bad[0][:100],
+            )
 
     def _changed(self, task_id: str) -> None:
         if self.keep_changes:
@@ -111,10 +117,13 @@ class SetState:
         """Fill `found` with pending tasks whose "not before" time has passed, a chunk at a time."""
         ids = list(self.tasks)  # a snapshot: pushes may add tasks between chunks
         for start in range(0, len(ids), SCAN_CHUNK):
-            for task_id in ids[start:start + SCAN_CHUNK]:
+            for task_id in ids[start : start + SCAN_CHUNK]:
                 rec = self.tasks.get(task_id)
-                if rec is not None and rec.state is TaskState.PENDING and (
-                        rec.not_before is None or rec.not_before <= now):
+                if (
+                    rec is not None
+                    and rec.state is TaskState.PENDING
+                    and (rec.not_before is None or rec.not_before <= now)
+                ):
                     found.append(task_id)
             yield
 
@@ -166,8 +175,11 @@ class SetState:
         """Apply one task's status; returns 1 when it newly became done."""
         vocab = self.vocabulary
         state = status.state
-        label = MISSING if status.provider_status == MISSING else (
-            self.bounded("status", status.provider_status, vocab.statuses) or OTHER)
+        label = (
+            MISSING
+            if status.provider_status == MISSING
+            else (self.bounded("status", status.provider_status, vocab.statuses) or OTHER)
+        )
         failed = state is TaskState.ERROR
         fault = self.bounded("fault code", status.fault_code, vocab.fault_codes) if failed else ""
         progress = None if status.progress is None else max(0.0, min(1.0, status.progress))
@@ -175,9 +187,18 @@ class SetState:
         if rec is None:
             rec = self.tasks[status.task_id] = TaskRecord(now)
             changed = saved = True
-        elif (rec.state is state and not failed and rec.status == label and rec.progress == progress
-              and rec.eta == status.eta_seconds and rec.not_before == status.not_before and not rec.misses
-              and rec.last_seen is not None and status.created is None and status.finished is None):
+        elif (
+            rec.state is state
+            and not failed
+            and rec.status == label
+            and rec.progress == progress
+            and rec.eta == status.eta_seconds
+            and rec.not_before == status.not_before
+            and not rec.misses
+            and rec.last_seen is not None
+            and status.created is None
+            and status.finished is None
+        ):
             rec.last_seen = now  # most tasks of most polls: nothing else moved, nothing to save or count
             return 0
         else:
@@ -186,8 +207,13 @@ class SetState:
             if changed:
                 self.count(rec, -1)
             # Only what a restart needs is saved: the time a task was last seen alone is not.
-            saved = changed or rec.eta != status.eta_seconds or rec.not_before != status.not_before or bool(
-                rec.misses) or rec.last_seen is None
+            saved = (
+                changed
+                or rec.eta != status.eta_seconds
+                or rec.not_before != status.not_before
+                or bool(rec.misses)
+                or rec.last_seen is None
+            )
         was_final = rec.state is not TaskState.PENDING
         seen_pending = rec.last_seen is not None and not was_final
         # Tasks already finished when the set is first polled are history, not news: counting
@@ -224,8 +250,7 @@ class SetState:
             self.tallies[(tally.counter, tally.label)] += tally.amount
         if rec.state is TaskState.ERROR:
             self.failed_total[rec.fault] += 1
-            log.debug("task %s of set %s failed: %s %s", status.task_id[:100], self.name, rec.fault,
-                      rec.message[:200])
+            log.debug("task %s of set %s failed: %s %s", status.task_id[:100], self.name, rec.fault, rec.message[:200])
         # Without a creation time, first-seen only means something if we saw it pending.
         start = rec.created if rec.created is not None else (rec.first_seen if seen_pending else None)
         if rec.state in self.durations and start is not None:
@@ -249,7 +274,7 @@ class SetState:
         counters keep their totals."""
         ids = list(self.tasks)
         for start in range(0, len(ids), SCAN_CHUNK):
-            for task_id in ids[start:start + SCAN_CHUNK]:
+            for task_id in ids[start : start + SCAN_CHUNK]:
                 rec = self.tasks.get(task_id)
                 if rec is not None and rec.state.final and rec.last_seen is not None and rec.last_seen < older_than:
                     del self.tasks[task_id]
@@ -273,8 +298,14 @@ class SetState:
             return value
         if (kind, value) not in self._logged_unknown and len(self._logged_unknown) < 1000:
             self._logged_unknown.add((kind, value))
-            log.warning("unknown %s %r from provider %s (set %s) is exported as %r",
-                        kind, value[:200], self.provider, self.name, OTHER)
+            log.warning(
+                "unknown %s %r from provider %s (set %s) is exported as %r",
+                kind,
+                value[:200],
+                self.provider,
+                self.name,
+                OTHER,
+            )
         return OTHER
 
     def count(self, rec: TaskRecord, sign: int) -> None:

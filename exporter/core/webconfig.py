@@ -32,8 +32,19 @@ from exporter.core.tlsverify import accept_any_certificate
 TOP_KEYS = ("tls_server_config", "basic_auth_users")
 TLS_KEYS = ("cert_file", "key_file", "client_ca_file", "client_auth_type", "min_version")
 # exporter-toolkit keys this exporter does not implement: refused, so nobody believes them on.
-UNSUPPORTED = frozenset({"http_server_config", "rate_limit", "cipher_suites", "curve_preferences", "max_version",
-                         "prefer_server_cipher_suites", "client_allowed_sans", "cert", "key"})
+UNSUPPORTED = frozenset(
+    {
+        "http_server_config",
+        "rate_limit",
+        "cipher_suites",
+        "curve_preferences",
+        "max_version",
+        "prefer_server_cipher_suites",
+        "client_allowed_sans",
+        "cert",
+        "key",
+    }
+)
 # Go's crypto/tls ClientAuthType: (asks for a certificate, requires one, verifies it against client_ca_file)
 CLIENT_AUTH = {
     "NoClientCert": (False, False, False),
@@ -90,8 +101,10 @@ def _known_keys(raw: Mapping[Any, Any], where: str, allowed: tuple[str, ...], ba
             bad(f"{where}{name}", f"not supported by this exporter (supported: {', '.join(allowed)})")
             continue
         hint = difflib.get_close_matches(name, allowed, n=1)
-        bad(f"{where}{name}", f"unknown key{f'; did you mean {hint[0]!r}' if hint else ''} "
-                              f"(allowed: {', '.join(allowed)})")
+        bad(
+            f"{where}{name}",
+            f"unknown key{f'; did you mean {hint[0]!r}' if hint else ''} (allowed: {', '.join(allowed)})",
+        )
 
 
 def _users(raw: Any, bad: Callable[[str, str], None]) -> dict[str, bytes]:
@@ -109,8 +122,11 @@ def _users(raw: Any, bad: Callable[[str, str], None]) -> dict[str, bytes]:
             # Never echo the value: it may be a clear password written by mistake.
             bad(key, "expected a bcrypt hash ($2y$<cost>$ and 53 characters), never a clear password")
         elif int(hashed[4:6]) > MAX_COST:
-            bad(key, f"expected a bcrypt cost of at most {MAX_COST}, got {int(hashed[4:6])} (each check would take "
-                     "minutes or more)")
+            bad(
+                key,
+                f"expected a bcrypt cost of at most {MAX_COST}, got {int(hashed[4:6])} (each check would take "
+                "minutes or more)",
+            )
         else:
             users[user] = hashed.encode()
     return users
@@ -120,8 +136,11 @@ def _tls(raw: Any, base: Path, bad: Callable[[str, str], None]) -> ssl.SSLContex
     if raw is None:
         return None
     key = "tls_server_config"
-    if not isinstance(raw, dict) or not isinstance(raw.get("cert_file"), str) or \
-            not isinstance(raw.get("key_file"), str):
+    if (
+        not isinstance(raw, dict)
+        or not isinstance(raw.get("cert_file"), str)
+        or not isinstance(raw.get("key_file"), str)
+    ):
         bad(key, "expected a mapping with cert_file and key_file")
         return None
     _known_keys(raw, f"{key}.", TLS_KEYS, bad)
@@ -146,8 +165,11 @@ def _tls(raw: Any, base: Path, bad: Callable[[str, str], None]) -> ssl.SSLContex
         bad(f"{key}.client_ca_file", f"required with client_auth_type {auth}: the CA that signs client certificates")
         return None
     if ca is not None and not verifies:
-        bad(f"{key}.client_ca_file", f"set, but client_auth_type {auth} does not verify client certificates "
-                                     "(use VerifyClientCertIfGiven or RequireAndVerifyClientCert)")
+        bad(
+            f"{key}.client_ca_file",
+            f"set, but client_auth_type {auth} does not verify client certificates "
+            "(use VerifyClientCertIfGiven or RequireAndVerifyClientCert)",
+        )
         return None
     if verifies:
         try:

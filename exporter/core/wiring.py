@@ -35,8 +35,13 @@ def build_scheduler(
     for ts in config.task_sets:
         account = config.accounts[ts.account]
         provider_cls = providers[account.provider]
-        store.ensure_set(ts.name, provider_cls.name, provider_cls.vocabulary,
-                         id_syntax=provider_cls.task_id_syntax(account), not_found_after=ts.not_found_after)
+        store.ensure_set(
+            ts.name,
+            provider_cls.name,
+            provider_cls.vocabulary,
+            id_syntax=provider_cls.task_id_syntax(account),
+            not_found_after=ts.not_found_after,
+        )
         tally = RequestTally()
         http = HttpClient(
             session,
@@ -48,8 +53,17 @@ def build_scheduler(
             **proxy_settings(account),
         )
         caps = [account.integer(f.name) for f in provider_cls.account_fields if f.batch_cap]
-        runners.append(TaskSetRunner(ts, provider_cls(account, http), store, tally=tally, clock=clock,
-                                     backoff_base=backoff_base, account_cap=min(caps, default=None)))
+        runners.append(
+            TaskSetRunner(
+                ts,
+                provider_cls(account, http),
+                store,
+                tally=tally,
+                clock=clock,
+                backoff_base=backoff_base,
+                account_cap=min(caps, default=None),
+            )
+        )
     store.retain_sets(ts.name for ts in config.task_sets)
     return Scheduler(runners)
 

@@ -45,8 +45,11 @@ class _StrictLoader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=True)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {brief(key)} in one mapping (each key at most once)",
-                    key_node.start_mark)
+                    None,
+                    None,
+                    f"duplicate key {brief(key)} in one mapping (each key at most once)",
+                    key_node.start_mark,
+                )
             seen[key] = True
         return super().construct_mapping(node, deep=deep)
 
@@ -106,8 +109,9 @@ def loads(data: bytes | str, path: str) -> Any:
         where = f" line {mark.line + 1} column {mark.column + 1}:" if mark else ""
         raise ConfigError([f"{path}:{where} not valid YAML: {_one_line(err.problem or err.context or '')}"]) from None
     except yaml.reader.ReaderError as err:
-        raise ConfigError([f"{path}: character {err.position}: not valid YAML: {_one_line(err.reason)} "
-                           f"(character {err.character!r})"]) from None
+        raise ConfigError(
+            [f"{path}: character {err.position}: not valid YAML: {_one_line(err.reason)} (character {err.character!r})"]
+        ) from None
     except yaml.YAMLError as err:
         raise ConfigError([f"{path}: not valid YAML: {_one_line(str(err))}"]) from None
 

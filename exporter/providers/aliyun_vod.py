@@ -46,8 +46,9 @@ ID_SYNTAX = {
 # examples and callbacks say success/fail. Anything containing FAIL is a failure; the
 # rest is in progress, and values outside this set are exported as "other".
 DONE_STATUSES = frozenset({"SUCCESS", "NORMAL"})
-KNOWN_STATUSES = frozenset({"SUCCESS", "success", "Normal", "FAIL", "fail", "UploadFail",
-                            "PENDING", "PROCESSING", "DOWNLOADING", "UPLOADING"})
+KNOWN_STATUSES = frozenset(
+    {"SUCCESS", "success", "Normal", "FAIL", "fail", "UploadFail", "PENDING", "PROCESSING", "DOWNLOADING", "UPLOADING"}
+)
 
 CLOCK_HINT = "the request time is over 15 minutes off the server's: synchronise this host's clock"
 ERRORS = ErrorCodes(
@@ -62,9 +63,21 @@ ERRORS = ErrorCodes(
     },
     throttling=dict.fromkeys(("Throttling", "Throttling.User", "Throttling.Api", "Throttling.Resource")),
     retryable=dict.fromkeys(("InternalError", "ServiceUnavailable", "SignatureNonceUsed")),
-    rejected={"IllegalTimestamp": CLOCK_HINT, "InvalidTimeStamp.Expired": CLOCK_HINT,
-              **dict.fromkeys(("MissingParameter", "InvalidParameter", "InvalidAction", "InvalidVersion",
-                               "InvalidTimeStamp.Format", "UnsupportedHTTPMethod"), "")},
+    rejected={
+        "IllegalTimestamp": CLOCK_HINT,
+        "InvalidTimeStamp.Expired": CLOCK_HINT,
+        **dict.fromkeys(
+            (
+                "MissingParameter",
+                "InvalidParameter",
+                "InvalidAction",
+                "InvalidVersion",
+                "InvalidTimeStamp.Format",
+                "UnsupportedHTTPMethod",
+            ),
+            "",
+        ),
+    },
 )
 
 
@@ -88,8 +101,13 @@ class AliyunVod:
     account_fields: ClassVar[Sequence[AccountField]] = (
         AccountField("access_key_id", "secret", "the AccessKey ID", required=True),
         AccountField("access_key_secret", "secret", "the AccessKey secret", required=True),
-        AccountField("track", "str", "what the task IDs are: JobIds or the source URLs given to UploadMediaByURL",
-                     default=TRACK_JOB_IDS, choices=(TRACK_JOB_IDS, TRACK_UPLOAD_URLS)),
+        AccountField(
+            "track",
+            "str",
+            "what the task IDs are: JobIds or the source URLs given to UploadMediaByURL",
+            default=TRACK_JOB_IDS,
+            choices=(TRACK_JOB_IDS, TRACK_UPLOAD_URLS),
+        ),
     )
     vocabulary: ClassVar[Vocabulary] = Vocabulary(
         statuses=KNOWN_STATUSES,
@@ -99,8 +117,12 @@ class AliyunVod:
     )
     errors: ClassVar[ErrorCodes] = ERRORS
     counters: ClassVar[Sequence[CounterSpec]] = (
-        CounterSpec(UPLOADED_BYTES, "Bytes of source files of URL upload jobs seen finishing successfully "
-                    "(FileSize), counted once per job.", title="Uploaded bytes", unit="Bps"),
+        CounterSpec(
+            UPLOADED_BYTES,
+            "Bytes of source files of URL upload jobs seen finishing successfully (FileSize), counted once per job.",
+            title="Uploaded bytes",
+            unit="Bps",
+        ),
     )
 
     max_body_bytes: ClassVar[int] = 1024 * 1024  # 10 jobs

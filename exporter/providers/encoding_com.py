@@ -37,8 +37,20 @@ STATES: Mapping[str, TaskState] = {
     "Deleted": TaskState.NOT_FOUND,
 }
 # Every other status is pending; these are the ones known to occur (both spellings seen).
-PENDING_STATUSES = frozenset({"New", "Downloading", "Downloaded", "Ready to process", "Waiting for encoder",
-                              "Waitingforencoder", "Processing", "Saving", "Saved", "Closed"})
+PENDING_STATUSES = frozenset(
+    {
+        "New",
+        "Downloading",
+        "Downloaded",
+        "Ready to process",
+        "Waiting for encoder",
+        "Waitingforencoder",
+        "Processing",
+        "Saving",
+        "Saved",
+        "Closed",
+    }
+)
 
 # Bounded codes for the texts of <errors><error>; the first pattern that matches wins.
 API_ERRORS: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -77,8 +89,15 @@ class EncodingCom:
     account_fields: ClassVar[Sequence[AccountField]] = (
         AccountField("userid", "str", "the encoding.com user ID", required=True),
         AccountField("userkey", "secret", "the encoding.com user key", required=True),
-        AccountField("max_media_per_request", "int", f"media IDs per GetStatus call (1 to {MEDIA_CAP})",
-                     default=MEDIA_PER_REQUEST, minimum=1, maximum=MEDIA_CAP, batch_cap=True),
+        AccountField(
+            "max_media_per_request",
+            "int",
+            f"media IDs per GetStatus call (1 to {MEDIA_CAP})",
+            default=MEDIA_PER_REQUEST,
+            minimum=1,
+            maximum=MEDIA_CAP,
+            batch_cap=True,
+        ),
     )
     vocabulary: ClassVar[Vocabulary] = Vocabulary(
         statuses=frozenset(STATES) | PENDING_STATUSES,
@@ -87,9 +106,13 @@ class EncodingCom:
     )
     errors: ClassVar[ErrorCodes] = ERRORS
     counters: ClassVar[Sequence[CounterSpec]] = (
-        CounterSpec("destination_errors", "Failed output destinations of media that reached a final state, "
-                    "by reason (access_denied, not_found, timeout, connection, other).", label="reason",
-                    title="Destination errors by reason"),
+        CounterSpec(
+            "destination_errors",
+            "Failed output destinations of media that reached a final state, "
+            "by reason (access_denied, not_found, timeout, connection, other).",
+            label="reason",
+            title="Destination errors by reason",
+        ),
     )
 
     max_body_bytes: ClassVar[int] = 4 * 1024 * 1024  # 100 media with their formats in extended mode
@@ -139,8 +162,13 @@ class EncodingCom:
 
     async def _call(self, ids: Sequence[str]) -> _Answer:
         query = Element("query")
-        for tag, value in (("userid", self._userid), ("userkey", self._userkey), ("action", "GetStatus"),
-                           ("mediaid", ",".join(ids)), ("extended", "yes")):
+        for tag, value in (
+            ("userid", self._userid),
+            ("userkey", self._userkey),
+            ("action", "GetStatus"),
+            ("mediaid", ",".join(ids)),
+            ("extended", "yes"),
+        ):
             SubElement(query, tag).text = value
         form = {"xml": '<?xml version="1.0"?>\n' + tostring(query, encoding="unicode")}
         return await self._http.call("POST", self._url, _parse_answer, data=form)
@@ -162,8 +190,11 @@ class _Answer:
         """Statuses of these IDs: what the API reported, not_found where an error named the ID,
         and the rest omitted."""
         unknown = set(ids) if self.refused and len(ids) == 1 else self.unknown  # a lone media refused
-        statuses = [self.statuses.get(t) or TaskStatus(t, TaskState.NOT_FOUND, "") for t in ids
-                    if t in self.statuses or t in unknown]
+        statuses = [
+            self.statuses.get(t) or TaskStatus(t, TaskState.NOT_FOUND, "")
+            for t in ids
+            if t in self.statuses or t in unknown
+        ]
         return _Resolved(statuses, self.codes, [t for t in ids if t not in self.statuses and t not in unknown])
 
 
@@ -204,8 +235,12 @@ def _status(job: Element) -> TaskStatus:
         raise BadResponse("a media without an <id> in the GetStatus answer")
     raw = _text(job, "status")
     state = STATES.get(raw, TaskState.PENDING)
-    failed = [_clean(s[5:].strip(" ()")) for f in job.findall("format") for s in _texts(f, "destination_status")
-              if s.startswith("Error")]
+    failed = [
+        _clean(s[5:].strip(" ()"))
+        for f in job.findall("format")
+        for s in _texts(f, "destination_status")
+        if s.startswith("Error")
+    ]
     if failed and state is not TaskState.NOT_FOUND:
         state = TaskState.ERROR  # a media whose output did not land is a failed upload
     description = _clean(_text(job, "description"))

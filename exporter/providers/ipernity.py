@@ -44,7 +44,7 @@ ERRORS = ErrorCodes(
         "108": "the ipernity account of the auth_token is closed",
         "109": "the application or account is blocklisted: contact ipernity",
         "110": "the auth_token lacks the permission: upload.checkTickets needs doc write; authorize the "
-               "application with write access to docs and set the new token",
+        "application with write access to docs and set the new token",
         "111": "this IP address is not allowed for the api_key: allow it in the application's settings",
     },
     throttling={"112": 60.0, "113": 5.0},  # app quota (per hour or day) or client-IP rate (per second to hour)
@@ -64,8 +64,9 @@ class Ipernity:
         AccountField("api_key", "secret", "the application's API key", required=True),
         AccountField("api_secret", "secret", "the application's secret, to sign requests", required=True),
         # upload.checkTickets is a signed call with a token holding the doc write permission.
-        AccountField("auth_token", "secret", "the user's auth token, authorized with doc write permission",
-                     required=True),
+        AccountField(
+            "auth_token", "secret", "the user's auth token, authorized with doc write permission", required=True
+        ),
     )
     vocabulary: ClassVar[Vocabulary] = Vocabulary(
         statuses=frozenset(STATES),
@@ -97,8 +98,9 @@ class Ipernity:
 
     # -- request ------------------------------------------------------------------------
 
-    async def _check(self, tickets: list[str], statuses: list[TaskStatus], etas: list[float],
-                     omitted: list[str]) -> None:
+    async def _check(
+        self, tickets: list[str], statuses: list[TaskStatus], etas: list[float], omitted: list[str]
+    ) -> None:
         """One call; error 1 halves the batch until a lone ticket answers it (at most 2n-1 calls)."""
         parse = functools.partial(_parse_tickets, now=self._http.clock())
         try:

@@ -62,8 +62,24 @@ class YandexDirect:
     vocabulary: ClassVar[Vocabulary] = Vocabulary(
         statuses=frozenset(STATES),
         # Item fault codes of the Direct API (the 5000-9000 validation families).
-        fault_codes=frozenset({"1000", "1002", "5000", "5001", "5004", "5005", "5006", "5008",
-                               "6000", "7000", "8000", "8300", "8800", "9000"}),
+        fault_codes=frozenset(
+            {
+                "1000",
+                "1002",
+                "5000",
+                "5001",
+                "5004",
+                "5005",
+                "5006",
+                "5008",
+                "6000",
+                "7000",
+                "8000",
+                "8300",
+                "8800",
+                "9000",
+            }
+        ),
         api_error_codes=ERRORS.known,
     )
     errors: ClassVar[ErrorCodes] = ERRORS
@@ -209,4 +225,3 @@ def _api_error(answer: _Answer, where: str) -> ProviderError:
     # error_str names the kind of error; error_detail says what is wrong ("Invalid OAuth token").
     text = "; ".join(str(t) for t in (answer.error_str, answer.error_detail) if t)[:TEXT_CAP]
     return api_error(ERRORS, code, f"API error {code} from {where}: {text}")
-

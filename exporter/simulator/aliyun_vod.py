@@ -31,24 +31,39 @@ IDS_CAP = 10
 RATE_CAP = 100  # calls per wall-clock second per account (UID): all its AccessKeys together
 CLOCK_SKEW_SECONDS = 15 * 60
 UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
-REQUIRED = ("Action", "Version", "Format", "AccessKeyId", "SignatureMethod", "SignatureVersion",
-            "SignatureNonce", "Timestamp", "Signature")
+REQUIRED = (
+    "Action",
+    "Version",
+    "Format",
+    "AccessKeyId",
+    "SignatureMethod",
+    "SignatureVersion",
+    "SignatureNonce",
+    "Timestamp",
+    "Signature",
+)
 PER_SECOND_KEPT = 3600  # seconds of call counts kept for tests and the curious
 ERRORS: dict[str, tuple[int, str]] = {
     "Throttling.User": (400, "Request was denied due to user flow control."),
     "Throttling": (400, "Request was denied due to request throttling."),
-    "MissingParameter": (400, 'The input parameter "{}" that is mandatory for processing this request '
-                              "is not supplied."),
+    "MissingParameter": (
+        400,
+        'The input parameter "{}" that is mandatory for processing this request is not supplied.',
+    ),
     "InvalidParameter": (400, 'The specified parameter "{}" is not valid.'),
     "InvalidTimeStamp.Format": (400, "Specified time stamp or date value is not well formatted."),
     "IllegalTimestamp": (400, "Specified time stamp or date value is expired."),
     "SignatureNonceUsed": (400, "Specified signature nonce was used already."),
     "IncompleteSignature": (400, "The request signature does not conform to Aliyun standards."),
-    "SignatureDoesNotMatch": (403, "Specified signature is not matched with our calculation. "
-                                   "server string to sign is:{}"),
+    "SignatureDoesNotMatch": (
+        403,
+        "Specified signature is not matched with our calculation. server string to sign is:{}",
+    ),
     "InvalidAccessKeyId.NotFound": (404, "Specified access key is not found."),
-    "Forbidden.RAM": (403, "User not authorized to operate on the specified resource, or this API "
-                           "doesn't support RAM."),
+    "Forbidden.RAM": (
+        403,
+        "User not authorized to operate on the specified resource, or this API doesn't support RAM.",
+    ),
     "InvalidAction": (400, "Specified api is not found, please check your url and method."),
     "InvalidVersion": (400, "Specified parameter Version is not valid."),
     "UnsupportedHTTPMethod": (400, "This http method is not supported."),
@@ -83,8 +98,14 @@ class AliyunVodSimulator(Simulator):
     throttle_code: ClassVar[str] = "Throttling.User"
     auth_code: ClassVar[str] = "SignatureDoesNotMatch"
 
-    def __init__(self, key_id: str = "LTAI5tSimAccessKeyId", key_secret: str = "sim-aliyun-access-key-secret",
-                 *, rate_cap: int = RATE_CAP, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        key_id: str = "LTAI5tSimAccessKeyId",
+        key_secret: str = "sim-aliyun-access-key-secret",
+        *,
+        rate_cap: int = RATE_CAP,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.key_id, self.key_secret = key_id, key_secret
         self.keys = {key_id: key_secret}  # AccessKeys of the one simulated account
@@ -101,13 +122,16 @@ class AliyunVodSimulator(Simulator):
 
     def error_response(self, code: str, detail: str = "") -> web.Response:
         status, text = ERRORS.get(code, (400, "The request has failed."))
-        return json_response({
-            "RequestId": self.request_id(),
-            "HostId": "vod.cn-shanghai.aliyuncs.com",
-            "Code": code,
-            "Message": text.format(detail),
-            "Recommend": f"https://api.aliyun.com/troubleshoot?q={code}&product=vod",
-        }, status=status)
+        return json_response(
+            {
+                "RequestId": self.request_id(),
+                "HostId": "vod.cn-shanghai.aliyuncs.com",
+                "Code": code,
+                "Message": text.format(detail),
+                "Recommend": f"https://api.aliyun.com/troubleshoot?q={code}&product=vod",
+            },
+            status=status,
+        )
 
     def auth_response(self) -> web.Response:
         """As the gateway words it: the server's string to sign, AccessKeyId and all."""
@@ -198,13 +222,17 @@ class AliyunVodSimulator(Simulator):
         left_out = self.left_out(wanted)
         for key in [k for k in wanted if k not in left_out]:
             # A URL uploaded several times has several jobs (a scan: URL mode is for small sets).
-            jobs = [t for t in self.tasks.values() if self.url_of(t) == key] if by_url else (
-                [self.tasks[key]] if key in self.tasks else [])
+            jobs = (
+                [t for t in self.tasks.values() if self.url_of(t) == key]
+                if by_url
+                else ([self.tasks[key]] if key in self.tasks else [])
+            )
             infos.extend(self.info(t, now) for t in jobs)
             if not jobs:
                 missing.append(key)
-        return json_response({"RequestId": self.request_id(), "NonExists": self.non_exists(missing),
-                              "URLUploadInfoList": infos})
+        return json_response(
+            {"RequestId": self.request_id(), "NonExists": self.non_exists(missing), "URLUploadInfoList": infos}
+        )
 
     def non_exists(self, missing: list[str]) -> list[str]:
         if not missing or self.nonexists_style == "list":
@@ -235,8 +263,9 @@ class AliyunVodSimulator(Simulator):
             item["Status"] = "FAIL"
             item["ErrorCode"], item["ErrorMessage"] = task.fault
             return item
-        item.update(Status="Normal" if legacy else "SUCCESS", MediaId=f"m{task.task_id[:31]}",
-                    FileSize=str(self.size_of(task)))
+        item.update(
+            Status="Normal" if legacy else "SUCCESS", MediaId=f"m{task.task_id[:31]}", FileSize=str(self.size_of(task))
+        )
         if legacy:
             item.update(ErrorCode="200", ErrorMessage="Success")
         return item
@@ -258,9 +287,12 @@ class AliyunVodSimulator(Simulator):
     def demo_account(self) -> dict[str, Any]:
         os.environ.setdefault("DEMO_ALIYUN_VOD_ACCESS_KEY_ID", self.key_id)
         os.environ.setdefault("DEMO_ALIYUN_VOD_ACCESS_KEY_SECRET", self.key_secret)
-        return {"provider": self.name, "endpoint": self.url,
-                "access_key_id": {"env": "DEMO_ALIYUN_VOD_ACCESS_KEY_ID"},
-                "access_key_secret": {"env": "DEMO_ALIYUN_VOD_ACCESS_KEY_SECRET"}}
+        return {
+            "provider": self.name,
+            "endpoint": self.url,
+            "access_key_id": {"env": "DEMO_ALIYUN_VOD_ACCESS_KEY_ID"},
+            "access_key_secret": {"env": "DEMO_ALIYUN_VOD_ACCESS_KEY_SECRET"},
+        }
 
 
 def in_progress_status(progress: float) -> str:

@@ -90,22 +90,49 @@ class Simulator:
         self._next_id += 1
         return str(self._next_id)
 
-    def add_task(self, *, duration: float, fails: bool = False, created: float | None = None,
-                 owner: str = "", task_id: str | None = None, **extra: Any) -> SimTask:
+    def add_task(
+        self,
+        *,
+        duration: float,
+        fails: bool = False,
+        created: float | None = None,
+        owner: str = "",
+        task_id: str | None = None,
+        **extra: Any,
+    ) -> SimTask:
         now = self.clock() if created is None else created
-        task = SimTask(task_id or self.new_id(), now, now + duration, fails,
-                       self.rng.choice(self.faults) if fails else ("", ""), owner, dict(extra))
+        task = SimTask(
+            task_id or self.new_id(),
+            now,
+            now + duration,
+            fails,
+            self.rng.choice(self.faults) if fails else ("", ""),
+            owner,
+            dict(extra),
+        )
         self.tasks[task.task_id] = task
         return task
 
-    def add_random_tasks(self, count: int, *, min_s: float = 20, max_s: float = 240,
-                         fail_ratio: float = 0.15, backdate_s: float = 0, owners: Sequence[str] = ("",)) -> list[str]:
+    def add_random_tasks(
+        self,
+        count: int,
+        *,
+        min_s: float = 20,
+        max_s: float = 240,
+        fail_ratio: float = 0.15,
+        backdate_s: float = 0,
+        owners: Sequence[str] = ("",),
+    ) -> list[str]:
         """Tasks with random durations and outcomes, created up to `backdate_s` ago."""
         now = self.clock()
         ids = []
         for _ in range(count):
-            task = self.add_task(duration=self.rng.uniform(min_s, max_s), fails=self.rng.random() < fail_ratio,
-                                 created=now - self.rng.uniform(0, backdate_s), owner=self.rng.choice(owners))
+            task = self.add_task(
+                duration=self.rng.uniform(min_s, max_s),
+                fails=self.rng.random() < fail_ratio,
+                created=now - self.rng.uniform(0, backdate_s),
+                owner=self.rng.choice(owners),
+            )
             ids.append(task.task_id)
         return ids
 
@@ -150,8 +177,9 @@ class Simulator:
         if kind == "wrong_content_type":
             return fault_modes.wrong_content_type()
         if kind.startswith("oversized"):
-            return await fault_modes.oversized(request, self.oversized_prefix, self.content_type, int(opts["size"]),
-                                          with_length=kind == "oversized")
+            return await fault_modes.oversized(
+                request, self.oversized_prefix, self.content_type, int(opts["size"]), with_length=kind == "oversized"
+            )
         if kind == "throttle":
             return self.error_response(self.throttle_code)
         if kind == "auth":

@@ -47,13 +47,15 @@ class Demo:
             ids_file = self.workdir / f"{sim.name}.ids"
             self._publish(sim, ids_file, sim.add_random_tasks(INITIAL_TASKS, backdate_s=240))
             config["accounts"][f"demo-{sim.name}"] = {**sim.demo_account(), "rate_limit": DEMO_RATE_LIMIT}
-            config["task_sets"].append({
-                "name": f"demo-{sim.name}",
-                "account": f"demo-{sim.name}",
-                "interval": POLL_INTERVAL,
-                "tasks": sim.demo_tasks(str(ids_file)),
-                "labels": {"scenario": "demo"},
-            })
+            config["task_sets"].append(
+                {
+                    "name": f"demo-{sim.name}",
+                    "account": f"demo-{sim.name}",
+                    "interval": POLL_INTERVAL,
+                    "tasks": sim.demo_tasks(str(ids_file)),
+                    "labels": {"scenario": "demo"},
+                }
+            )
             log.info("simulator %s listening on %s", sim.name, sim.url)
         self._feeder = asyncio.create_task(self._feed(), name="demo-feeder")
         return config

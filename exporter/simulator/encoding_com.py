@@ -83,13 +83,14 @@ class EncodingComSimulator(Simulator):
     def xml_fault_body(self, kind: str) -> bytes:
         """Billion laughs (entities that expand to gigabytes), or an external entity reading a local file."""
         if kind == "xml_bomb":
-            entities = ['<!ENTITY lol0 "lol">'] + [
-                f'<!ENTITY lol{n} "{f"&lol{n - 1};" * 10}">' for n in range(1, 10)]
+            entities = ['<!ENTITY lol0 "lol">'] + [f'<!ENTITY lol{n} "{f"&lol{n - 1};" * 10}">' for n in range(1, 10)]
             dtd, value = "\n ".join(entities), "&lol9;"
         else:
             dtd, value = '<!ENTITY xxe SYSTEM "file:///etc/passwd">', "&xxe;"
-        return (f'<?xml version="1.0"?>\n<!DOCTYPE response [\n {dtd}\n]>\n'
-                f"<response><id>{value}</id><status>Finished</status></response>\n").encode()
+        return (
+            f'<?xml version="1.0"?>\n<!DOCTYPE response [\n {dtd}\n]>\n'
+            f"<response><id>{value}</id><status>Finished</status></response>\n"
+        ).encode()
 
     def errors(self, texts: list[str]) -> web.Response:
         response = Element("response")
@@ -148,12 +149,22 @@ class EncodingComSimulator(Simulator):
         reported = str(task.extra.get("status") or status)
         span = task.finish_at - task.created
         source = f"https://media.example.com/{task.task_id}.mov"
-        _fields(job, id=task.task_id, userid=self.userid, sourcefile=source, status=reported, prevstatus=prev,
-                created=_time(task.created), started=_time(task.created + STAGES[1][1] * span) if stage else ZERO_TIME,
-                finished=_time(task.finish_at) if done else ZERO_TIME,
-                time_left="0" if done else f"{task.finish_at - now:.0f}", progress=f"{progress * 100:.1f}",
-                time_left_current="0" if done else f"{(1 - share) * span * _width(stage):.0f}",
-                progress_current=f"{share * 100:.0f}", processor="AMAZON")
+        _fields(
+            job,
+            id=task.task_id,
+            userid=self.userid,
+            sourcefile=source,
+            status=reported,
+            prevstatus=prev,
+            created=_time(task.created),
+            started=_time(task.created + STAGES[1][1] * span) if stage else ZERO_TIME,
+            finished=_time(task.finish_at) if done else ZERO_TIME,
+            time_left="0" if done else f"{task.finish_at - now:.0f}",
+            progress=f"{progress * 100:.1f}",
+            time_left_current="0" if done else f"{(1 - share) * span * _width(stage):.0f}",
+            progress_current=f"{share * 100:.0f}",
+            processor="AMAZON",
+        )
         if reported == "Error":
             _fields(job, description=f"{task.fault[1]} ({source})")
         formats = int(task.extra.get("formats") or 1 + ord(task.task_id[-1]) % 2)
@@ -165,8 +176,11 @@ class EncodingComSimulator(Simulator):
         state = FORMAT_STATUS.get(status, "New")
         if status == "Error":
             state = {"processing": "Error", "destination": "Error", "download": "New"}.get(kind, "Finished")
-        url = (f"s3://demo-media/{task.task_id}/{n}.mp4" if n == 1
-               else f"ftp://upload:{FTP_PASSWORD}@ftp.example.com/{task.task_id}/{n}.webm")
+        url = (
+            f"s3://demo-media/{task.task_id}/{n}.mp4"
+            if n == 1
+            else f"ftp://upload:{FTP_PASSWORD}@ftp.example.com/{task.task_id}/{n}.webm"
+        )
         _fields(fmt, id=f"{task.task_id}{n:02d}", status=state, output="mp4" if n == 1 else "webm", destination=url)
         if state == "Finished":
             _fields(fmt, destination_status="Saved")
@@ -181,8 +195,12 @@ class EncodingComSimulator(Simulator):
 
     def demo_account(self) -> dict[str, Any]:
         os.environ.setdefault("DEMO_ENCODING_COM_USERKEY", self.userkey)
-        return {"provider": self.name, "endpoint": self.url, "userid": self.userid,
-                "userkey": {"env": "DEMO_ENCODING_COM_USERKEY"}}
+        return {
+            "provider": self.name,
+            "endpoint": self.url,
+            "userid": self.userid,
+            "userkey": {"env": "DEMO_ENCODING_COM_USERKEY"},
+        }
 
 
 def _fields(parent: Element, **fields: str) -> None:

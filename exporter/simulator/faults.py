@@ -20,10 +20,21 @@ from aiohttp import web
 
 # Every kind a simulator knows; a simulator may support fewer (`Simulator.fault_kinds`).
 HTTP_STATUS_KINDS = {"http_500": 500, "http_502": 502, "http_503": 503}
-COMMON_KINDS = frozenset({
-    *HTTP_STATUS_KINDS, "hang", "reset", "truncated", "malformed", "wrong_content_type",
-    "oversized", "oversized_chunked", "throttle", "auth", "partial",
-})
+COMMON_KINDS = frozenset(
+    {
+        *HTTP_STATUS_KINDS,
+        "hang",
+        "reset",
+        "truncated",
+        "malformed",
+        "wrong_content_type",
+        "oversized",
+        "oversized_chunked",
+        "throttle",
+        "auth",
+        "partial",
+    }
+)
 XML_KINDS = frozenset({"xml_bomb", "external_entity"})  # only for APIs that answer XML
 OPTIONS: Mapping[str, frozenset[str]] = {
     "http_503": frozenset({"retry_after"}),  # seconds, sent as Retry-After
@@ -36,10 +47,14 @@ HANG_SECONDS = 30.0
 CHUNK = 1 << 16
 FILLER = b" " * CHUNK  # whitespace: still a valid continuation of a JSON or XML document
 POLL_SECONDS = 0.05  # how often a hang looks whether its fault was cleared
-HTML_PAGE = (b"<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n"
-             b"<body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>\n")
-ERROR_PAGE = (b"<!DOCTYPE html>\n<html><head><title>Service temporarily unavailable</title></head>\n"
-              b"<body><h1>We'll be back soon</h1><p>Maintenance in progress.</p></body></html>\n")
+HTML_PAGE = (
+    b"<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n"
+    b"<body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>\n"
+)
+ERROR_PAGE = (
+    b"<!DOCTYPE html>\n<html><head><title>Service temporarily unavailable</title></head>\n"
+    b"<body><h1>We'll be back soon</h1><p>Maintenance in progress.</p></body></html>\n"
+)
 
 
 @dataclass
@@ -78,8 +93,9 @@ def http_status(kind: str, opts: Mapping[str, Any]) -> web.Response:
     headers = {"Retry-After": str(opts["retry_after"])} if opts.get("retry_after") is not None else {}
     if status == 502:
         return web.Response(status=status, body=HTML_PAGE, content_type="text/html", headers=headers)
-    return web.Response(status=status, text="Service Unavailable" if status == 503 else "Internal Server Error",
-                        headers=headers)
+    return web.Response(
+        status=status, text="Service Unavailable" if status == 503 else "Internal Server Error", headers=headers
+    )
 
 
 def wrong_content_type() -> web.Response:
@@ -101,8 +117,9 @@ async def hang(opts: Mapping[str, Any], still: Callable[[], bool]) -> bool:
     return True
 
 
-async def cut_body(request: web.Request, status: int, body: bytes, content_type: str, *,
-                   reset: bool) -> web.StreamResponse:
+async def cut_body(
+    request: web.Request, status: int, body: bytes, content_type: str, *, reset: bool
+) -> web.StreamResponse:
     """Announce the real answer's length, send half of it, then reset (RST) or close (FIN)."""
     response = web.StreamResponse(status=status, headers={"Content-Type": content_type})
     response.content_length = max(len(body), 2)
@@ -120,8 +137,9 @@ async def cut_body(request: web.Request, status: int, body: bytes, content_type:
     return response
 
 
-async def oversized(request: web.Request, prefix: bytes, content_type: str, size: int, *,
-                    with_length: bool) -> web.StreamResponse:
+async def oversized(
+    request: web.Request, prefix: bytes, content_type: str, size: int, *, with_length: bool
+) -> web.StreamResponse:
     """`size` bytes that start like an answer, with or without Content-Length, until the client hangs up."""
     response = web.StreamResponse(status=200, headers={"Content-Type": content_type})
     if with_length:

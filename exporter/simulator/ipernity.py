@@ -62,9 +62,16 @@ class IpernitySimulator(Simulator):
     throttle_code: ClassVar[str] = "113"
     auth_code: ClassVar[str] = "107"
 
-    def __init__(self, api_key: str = "sim-ipernity-key", api_secret: str = "sim-ipernity-secret",
-                 auth_token: str = "sim-ipernity-token", *, unknown_is_error: bool = False,
-                 single_as_object: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        api_key: str = "sim-ipernity-key",
+        api_secret: str = "sim-ipernity-secret",
+        auth_token: str = "sim-ipernity-token",
+        *,
+        unknown_is_error: bool = False,
+        single_as_object: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.api_key = api_key
         self.api_secret = api_secret
@@ -93,8 +100,9 @@ class IpernitySimulator(Simulator):
             return self.error_response(refused)
         tickets = [t.strip() for t in params.get("tickets", "").split(",") if t.strip()]
         if len(tickets) > TICKETS_CAP:
-            return json_response({"api": {"status": "error", "code": int(TOO_MANY),
-                                          "message": f"no more than {TICKETS_CAP} tickets"}})
+            return json_response(
+                {"api": {"status": "error", "code": int(TOO_MANY), "message": f"no more than {TICKETS_CAP} tickets"}}
+            )
         if not tickets or (self.unknown_is_error and any(t not in self.tasks for t in tickets)):
             return self.error_response("1")
         self.record(tickets, api_sig=params["api_sig"])
@@ -130,8 +138,13 @@ class IpernitySimulator(Simulator):
         items = [self.ticket(ticket, self.tasks.get(ticket), now) for ticket in tickets if ticket not in left_out]
         done = sum(item["done"] == "1" for item in items)
         invalid = sum(item["invalid"] == "1" for item in items)
-        counts = {"count": len(items), "done": done, "invalid": invalid, "left": len(items) - done - invalid,
-                  "eta": max((int(item["eta"]) for item in items), default=0)}
+        counts = {
+            "count": len(items),
+            "done": done,
+            "invalid": invalid,
+            "left": len(items) - done - invalid,
+            "eta": max((int(item["eta"]) for item in items), default=0),
+        }
         rendered: Any = items[0] if self.single_as_object and len(items) == 1 else items
         return json_response({"api": {"status": "ok"}, "tickets": {**counts, "ticket": rendered}})
 
@@ -153,5 +166,8 @@ class IpernitySimulator(Simulator):
         secrets = {"api_key": self.api_key, "api_secret": self.api_secret, "auth_token": self.auth_token}
         for field, value in secrets.items():
             os.environ.setdefault(f"DEMO_IPERNITY_{field.upper()}", value)
-        return {"provider": self.name, "endpoint": self.url,
-                **{field: {"env": f"DEMO_IPERNITY_{field.upper()}"} for field in secrets}}
+        return {
+            "provider": self.name,
+            "endpoint": self.url,
+            **{field: {"env": f"DEMO_IPERNITY_{field.upper()}"} for field in secrets},
+        }

@@ -51,8 +51,7 @@ class YandexDirectSimulator(Simulator):
     # -- request checks ---------------------------------------------------------------
 
     def error_response(self, code: str) -> web.Response:
-        return json_response({"error_code": int(code), "error_str": ERRORS.get(code, "Error"),
-                              "error_detail": ""})
+        return json_response({"error_code": int(code), "error_str": ERRORS.get(code, "Error"), "error_detail": ""})
 
     def auth_response(self) -> web.Response:
         return json_response({"error_code": 53, "error_str": ERRORS["53"], "error_detail": "Invalid OAuth token"})
@@ -72,8 +71,9 @@ class YandexDirectSimulator(Simulator):
         criteria = param.get("SelectionCriteria") or {}
         logins = criteria.get("Logins") or []
         if len(logins) > LOGINS_CAP:
-            return json_response({"error_code": 71, "error_str": ERRORS["71"],
-                                  "error_detail": f"no more than {LOGINS_CAP} logins"})
+            return json_response(
+                {"error_code": 71, "error_str": ERRORS["71"], "error_detail": f"no more than {LOGINS_CAP} logins"}
+            )
         ids = [str(i) for i in criteria.get("AdImageUploadTaskIDS") or []]
         limit = min(int(criteria.get("Limit", PAGE_CAP)), PAGE_CAP)
         offset = int(criteria.get("Offset", 0))
