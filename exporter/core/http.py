@@ -186,48 +186,35 @@ class HttpClient:
         json_body: Any,
         headers: Mapping[str, str] | None,
     ) -> HttpResponse:
-        async with self._limiter.slot():
-            try:
-                return await self._exchange(method, url, where, params, data, json_body, headers)
-            except asyncio.CancelledError:
-                self._observe("timeout", None)  # sent, and cut short by the poll's deadline or a stop
-                raise
-
-    async def _exchange(
-        self,
-        method: str,
-        url: str,
-        where: str,
-        params: Mapping[str, str] | None,
-        data: Mapping[str, str] | None,
-        json_body: Any,
-        headers: Mapping[str, str] | None,
-    ) -> HttpResponse:
         proxy_headers = self._proxy_headers
         if proxy_headers and url.startswith("http://"):
             # A plain-HTTP request goes to the proxy whole, so its Proxy-Authorization travels with it
             # (the proxy strips it); for HTTPS it goes with the CONNECT, never to the provider.
             headers, proxy_headers = {**(headers or {}), **proxy_headers}, None
-        try:
-            async with self._session.request(
-                method,
-                url,
-                params=params,
-                data=data,
-                json=json_body,
-                headers=headers,
-                timeout=self._timeout,
-                allow_redirects=False,
-                proxy=self._proxy,
-                proxy_headers=proxy_headers,
-            ) as resp:
-                body = await self._read(resp, where)
-                return HttpResponse(resp.status, dict(resp.headers), body, where)
-        except TimeoutError as err:
-            raise Unavailable(f"timed out calling {where}", result="timeout") from err
-        except aiohttp.ClientError as err:
-            # str(err) of aiohttp errors may include the full URL; name the class only.
-            raise Unavailable(f"cannot reach {where}: {err.__class__.__name__}") from None
+        async with self._limiter.slot():
+            try:
+                async with self._session.request(
+                    method,
+                    url,
+                    params=params,
+                    data=data,
+                    json=json_body,
+                    headers=headers,
+                    timeout=self._timeout,
+                    allow_redirects=False,
+                    proxy=self._proxy,
+                    proxy_headers=proxy_headers,
+                ) as resp:
+                    body = await self._read(resp, where)
+                    return HttpResponse(resp.status, dict(resp.headers), body, where)
+            except TimeoutError as err:
+                raise Unavailable(f"timed out calling {where}", result="timeout") from err
+            except aiohttp.ClientError as err:
+                # str(err) of aiohttp errors may include the full URL; name the class only.
+                raise Unavailable(f"cannot reach {where}: {err.__class__.__name__}") from None
+            except asyncio.CancelledError:
+                self._observe("timeout", None)  # sent, and cut short by the poll's deadline or a stop
+                raise
 
     async def _read(self, resp: aiohttp.ClientResponse, where: str) -> bytes:
         """The body, or BadResponse as soon as it passes the cap, declared or streamed."""
