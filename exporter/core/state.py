@@ -106,9 +106,13 @@ class StateStore:
         page = await self.sink.rows(st.name, "", RESTORE_PAGE)
         while page:
             following = asyncio.ensure_future(self.sink.rows(st.name, page[-1][0], RESTORE_PAGE))
-            for start in range(0, len(page), RESTORE_CHUNK):
-                dump.restore_rows(st, page[start : start + RESTORE_CHUNK])
-                await asyncio.sleep(0)
+            try:
+                for start in range(0, len(page), RESTORE_CHUNK):
+                    dump.restore_rows(st, page[start : start + RESTORE_CHUNK])
+                    await asyncio.sleep(0)
+            except BaseException:  # a stop while restoring: the page being read is not wanted
+                following.cancel()
+                raise
             page = await following
         st.restored = True  # ready: everything saved is loaded
         log.info("restored %d tasks and %d tombstones of set %s", len(st.tasks), len(st.tombstones), st.name)
