@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from exporter import cli, logs
+from tests.certs import self_signed
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "bad-cfg-token-0123456789"
@@ -283,30 +284,7 @@ def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture(scope="module")
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("tls")
-    crt, key = folder / "tls.crt", folder / "tls.key"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(crt),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    return crt, key
+    return self_signed(tmp_path_factory.mktemp("tls"))
 
 
 def check_config(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[str]]:

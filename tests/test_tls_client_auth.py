@@ -4,7 +4,6 @@ each with no client certificate, a self-signed one and one signed by client_ca_f
 from __future__ import annotations
 
 import ssl
-import subprocess
 from pathlib import Path
 
 import aiohttp
@@ -17,13 +16,10 @@ from exporter.core.daemon import Daemon
 from exporter.core.listener import GuardedSite
 from exporter.core.server import make_app
 from exporter.providers import PROVIDERS
+from tests.certs import openssl
 from tests.test_server import free_port
 
 EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-
-
-def openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ import pytest
 
 from exporter.core import webconfig
 from exporter.core.errors import ConfigError
+from tests.certs import self_signed
 from tests.test_server import free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -27,31 +28,7 @@ def basic(user: str, password: str) -> str:
 
 @pytest.fixture
 def cert(tmp_path: Path) -> tuple[Path, Path]:
-    crt, key = tmp_path / "tls.crt", tmp_path / "tls.key"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(crt),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    return crt, key
+    return self_signed(tmp_path)
 
 
 def test_bad_web_config_names_key(tmp_path):
