@@ -2,7 +2,7 @@
 
 It listens on 127.0.0.1 only, logs JSON to a file the tests read, and is scraped with
 blocking HTTP while the simulators answer from a loop thread. Every wait here is bounded
-in time and polls its condition every STEP_SECONDS.
+in time and polls its condition every STEP_SECONDS (tests.prometheus_stack).
 """
 
 from __future__ import annotations
@@ -10,47 +10,25 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.prometheus_stack import free_port, wait_for
+
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
-STEP_SECONDS = 0.15  # how often a wait looks again
 START_SECONDS = 30.0  # python start-up and the first bind, on a busy 2-core machine
 STOP_SECONDS = 15.0
 PROXY_VARIABLES = frozenset({"http_proxy", "https_proxy", "all_proxy", "ws_proxy", "wss_proxy"})
 DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy: loopback only
-
-
-def free_port() -> int:
-    """A loopback port free right now (the exporter cannot report the one it bound)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_until(check: Callable[[], T | None], timeout: float, what: str, step: float = STEP_SECONDS) -> T:
-    """Poll `check` until it returns a truthy value; AssertionError after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.1f}s waiting for {what}")
-        pause.wait(step)
 
 
 class Metrics:
@@ -116,7 +94,7 @@ class ExporterProcess:
             args.append(f"--state.file={self.state_file}")
         with self.log_path.open("ab") as log:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        wait_until(self._healthy, START_SECONDS, "the exporter to serve /-/healthy")
+        wait_for(self._healthy, START_SECONDS, "the exporter to serve /-/healthy")
 
     def _healthy(self) -> bool:
         if not self.running():

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from exporter.simulator.base import Received
-from tests.exporter_process import STEP_SECONDS, ExporterProcess, Metrics
+from tests.exporter_process import ExporterProcess, Metrics
 from tests.fault_ledger import Ledger
 from tests.fault_world import World, body_cap
+from tests.prometheus_stack import STEP_SECONDS
 
 INTERVAL = 1.0  # the config minimum
 MAX_RETRY_TIME = 0.5

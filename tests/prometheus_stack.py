@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "grafana" / "alerts" / "upload-status.rules.yml"
 ALERTMANAGER_EXAMPLE = ROOT / "grafana" / "alertmanager.example.yml"
 JOB = "upload-status-exporter"
-STEP_SECONDS = 0.25  # how often a wait looks again at a real process
+STEP_SECONDS = 0.15  # how often a wait looks again at a real process
 BUDGET_SECONDS = 80.0  # every wait of one stack together, start included
 # API error codes a simulator can be told to answer with, so the API error panels have data;
 # 1002 is Yandex Direct's retryable "operation error".
@@ -56,7 +56,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for(check: Callable[[], T | None], timeout: float, what: str) -> T:
+def wait_for(check: Callable[[], T | None], timeout: float, what: str, step: float = STEP_SECONDS) -> T:
     """Poll `check` (a real process, so real time) until it returns a truthy value or `timeout` passes."""
     deadline = time.monotonic() + timeout
     pause = threading.Event()
@@ -66,7 +66,7 @@ def wait_for(check: Callable[[], T | None], timeout: float, what: str) -> T:
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        pause.wait(STEP_SECONDS)
+        pause.wait(step)
 
 
 def http_json(url: str, timeout: float = 5.0) -> Any:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.exporter_process import ExporterProcess, Metrics, wait_until
+from tests.exporter_process import ExporterProcess, Metrics, wait_for
 from tests.fault_world import World
 
 PROVIDER, SET = "yandex_direct", "crash"
@@ -36,7 +36,7 @@ class Crash:
     notes: list[str] = field(default_factory=list)
 
     def scrape(self) -> Metrics:
-        return wait_until(self.exporter.scrape, POLL_SECONDS, "/metrics")
+        return wait_for(self.exporter.scrape, POLL_SECONDS, "/metrics")
 
     def value(self, metrics: Metrics, name: str, **labels: str) -> float:
         return metrics.value(name, provider=PROVIDER, task_set=SET, **labels)
@@ -44,7 +44,7 @@ class Crash:
     def restart(self, how: str) -> None:
         """Start again after a kill; the restored state must hold every task and count nothing twice."""
         self.exporter.start()
-        wait_until(lambda: self.exporter.get("/-/ready", 2.0)[0] == 200, READY_SECONDS, f"ready after {how}")
+        wait_for(lambda: self.exporter.get("/-/ready", 2.0)[0] == 200, READY_SECONDS, f"ready after {how}")
         self.check(how)
 
     def check(self, how: str) -> None:
@@ -68,7 +68,7 @@ def kill_between_polls(crash: Crash) -> None:
         return crash.value(metrics, "upload_poll_last_success_timestamp_seconds") if metrics else 0.0
 
     first = last_success()
-    wait_until(lambda: last_success() > first, POLL_SECONDS, "a poll to end")
+    wait_for(lambda: last_success() > first, POLL_SECONDS, "a poll to end")
     crash.exporter.kill9()
 
 
@@ -77,7 +77,7 @@ def kill_mid_poll(crash: Crash) -> None:
     seen = len(crash.world.received(PROVIDER))
     crash.world.set_fault([PROVIDER], "hang")
     try:
-        wait_until(
+        wait_for(
             lambda: any(r.answer == "hang" for r in crash.world.received(PROVIDER)[seen:]),
             POLL_SECONDS,
             "a poll's request to hang",
@@ -132,14 +132,14 @@ def crash(tmp_path: Path) -> Iterator[Crash]:
 
 def test_kill9_keeps_every_task_and_counts_each_transition_once(crash: Crash) -> None:
     crash.exporter.start()
-    wait_until(lambda: crash.exporter.get("/-/ready", 2.0)[0] == 200, READY_SECONDS, "ready")
+    wait_for(lambda: crash.exporter.get("/-/ready", 2.0)[0] == 200, READY_SECONDS, "ready")
     for round_ in range(ROUNDS):
         for kill in KILLS:
             kill(crash)
             crash.restart(f"{kill.__name__} #{round_ + 1}")
     tasks = crash.world.sims[PROVIDER].tasks
     last = max(tasks[i].finish_at for i in crash.ids)
-    wait_until(lambda: time.time() > last, last - time.time() + 1.0, "every task to finish")
+    wait_for(lambda: time.time() > last, last - time.time() + 1.0, "every task to finish")
 
     def settled() -> bool:
         metrics = crash.exporter.scrape()
@@ -150,7 +150,7 @@ def test_kill9_keeps_every_task_and_counts_each_transition_once(crash: Crash) ->
         ) == (truth.done, truth.failed)
 
     try:
-        wait_until(settled, SETTLE_SECONDS, "the counters to equal the simulator's transitions")
+        wait_for(settled, SETTLE_SECONDS, "the counters to equal the simulator's transitions")
     finally:
         crash.check("the end")
         print("\n" + "\n".join(crash.notes))

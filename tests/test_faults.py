@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.exporter_process import ExporterProcess, wait_until
+from tests.exporter_process import ExporterProcess, wait_for
 from tests.fault_matrix import INTERVAL, MAX_RETRY_TIME, SLACK, THROTTLE_PAUSE, Cell, MatrixRun, Phase
 from tests.fault_world import ALL, World, body_cap
 
@@ -98,7 +98,7 @@ def matrix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Matrix]:
         exporter.start()
         run = MatrixRun(world, exporter, ids)
         cells: Matrix = {}
-        wait_until(lambda: time.time() >= start + PARTIAL_AT - 0.8, PARTIAL_AT, "the partial answers' tasks")
+        wait_for(lambda: time.time() >= start + PARTIAL_AT - 0.8, PARTIAL_AT, "the partial answers' tasks")
         for phase in phases(world, partial_ids):
             cells.update({(p, phase.label): cell for p, cell in run.run(phase).items()})
         for label in ("xml_bomb", "external_entity"):
