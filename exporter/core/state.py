@@ -177,9 +177,6 @@ class StateStore:
             self.changed()
         return len(forgotten)
 
-    def expire_tombstones(self, name: str, task_ids: Iterable[str], still_listed: Collection[str], now: float) -> int:
-        return self.sets[name].tombstones.expire(task_ids, still_listed, now)
-
     async def flush(self, name: str) -> None:
         """Save what changed in the set since the last flush (nothing to do without a sink).
 
@@ -242,7 +239,7 @@ class SetHandle:
         return await self.store.forget_final_async(self.name, older_than, now)
 
     def expire_tombstones(self, task_ids: Iterable[str], still_listed: Collection[str], now: float) -> int:
-        return self.store.expire_tombstones(self.name, task_ids, still_listed, now)
+        return self.state.tombstones.expire(task_ids, still_listed, now)
 
     async def flush(self) -> None:
         await self.store.flush(self.name)
