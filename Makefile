@@ -16,7 +16,7 @@ demo: $(STAMP)
 	$(BIN)/upload-status-exporter --demo --web.listen-address=:9877
 
 test: $(STAMP) lint
-	scripts/ensure-prometheus
+	scripts/ensure-test-tools
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
