@@ -21,10 +21,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from exporter import __version__, logs
+from exporter.cluster import importer
+from exporter.cluster import options as cluster_options
+from exporter.cluster.keys import ClusterKeys
 from exporter.core import config as config_mod
 from exporter.core import listener, probe, webconfig
 from exporter.core.daemon import Daemon, WebOptions
-from exporter.core.errors import ConfigError, StateFileError
+from exporter.core.errors import ConfigError, StateFileError, StoreUnavailable
 from exporter.core.persist import StateFile
 from exporter.core.state import StateStore
 from exporter.providers import PROVIDERS
@@ -100,6 +103,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="",
         help="SQLite file that keeps tracked tasks and counters across restarts (default: memory only)",
     )
+    cluster_options.add_arguments(p)
     p.add_argument("--log.level", dest="log_level", default="info", choices=["debug", "info", "warn", "error"])
     p.add_argument("--log.format", dest="log_format", default="logfmt", choices=["logfmt", "json"])
     p.add_argument("--check-config", action="store_true", help="validate the config and exit (0 valid, 2 invalid)")
@@ -175,6 +179,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.healthcheck:
         return healthcheck(args, addresses)
+    if wrong := cluster_options.problems(args):
+        print("\n".join(wrong), file=sys.stderr)
+        return 2
+    if args.import_file:
+        return asyncio.run(import_state(args))
     if args.check_config:
         if args.demo:
             print("--check-config does not apply to --demo", file=sys.stderr)
@@ -204,6 +213,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
+async def import_state(args: argparse.Namespace) -> int:
+    """--state.import-file: copy a SQLite state file into Redis once."""
+    redis = cluster_options.connect(args)
+    try:
+        copied = await importer.import_file(args.import_file, redis, ClusterKeys(args.redis_prefix))
+    except (StateFileError, StoreUnavailable) as err:
+        log.error("%s", err)
+        return 1
+    finally:
+        await redis.aclose()
+    for name, tasks in copied.items():
+        print(f"imported set {name}: {tasks} tasks")
+    return 0
+
+
 async def serve(args: argparse.Namespace, addresses: Sequence[tuple[str | None, int]]) -> int:
     """Run the daemon until SIGTERM or SIGINT; SIGHUP reloads the config."""
     async with contextlib.AsyncExitStack() as stack:
@@ -222,8 +246,12 @@ async def serve(args: argparse.Namespace, addresses: Sequence[tuple[str | None, 
                 return config_mod.load(args.config_file, PROVIDERS)
 
         web_config = webconfig.load(args.web_config) if args.web_config else webconfig.WebConfig()
-        store = StateStore(StateFile(args.state_file)) if args.state_file else StateStore()
-        await Daemon(load, PROVIDERS, store).serve(
+        placement = cluster_options.placement(args) if args.redis_url else None
+        if placement is not None:
+            store = placement.store
+        else:
+            store = StateStore(StateFile(args.state_file)) if args.state_file else StateStore()
+        await Daemon(load, PROVIDERS, store, placement=placement).serve(
             WebOptions(
                 addresses,
                 web_config,

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -61,16 +61,24 @@ class ExporterProcess:
     """One exporter process at a time over one config and state file; `start` again after `kill9`."""
 
     def __init__(
-        self, workdir: Path, config: Mapping[str, Any], env: Mapping[str, str], *, state_file: Path | None = None
+        self,
+        workdir: Path,
+        config: Mapping[str, Any],
+        env: Mapping[str, str],
+        *,
+        state_file: Path | None = None,
+        args: Sequence[str] = (),
+        name: str = "exporter",
     ) -> None:
         self.workdir = workdir
-        self.config_path = workdir / "exporter.yaml"
+        self.config_path = workdir / f"{name}.yaml"
         self.config_path.write_text(yaml.safe_dump(dict(config), sort_keys=False), encoding="utf-8")
         # Loopback only: no proxy from the environment stands between the exporter and the simulators.
         inherited = {k: v for k, v in os.environ.items() if k.lower() not in PROXY_VARIABLES}
         self.env = {**inherited, "NO_PROXY": "127.0.0.1,localhost", **env}
         self.state_file = state_file
-        self.log_path = workdir / "exporter.log"
+        self.args = list(args)
+        self.log_path = workdir / f"{name}.log"
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -92,6 +100,7 @@ class ExporterProcess:
         ]
         if self.state_file is not None:
             args.append(f"--state.file={self.state_file}")
+        args += self.args
         with self.log_path.open("ab") as log:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         wait_for(self._healthy, START_SECONDS, "the exporter to serve /-/healthy")

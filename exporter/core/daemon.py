@@ -22,11 +22,12 @@ import aiohttp
 from aiohttp import web
 
 from exporter import __version__
-from exporter.core import listener
-from exporter.core.config import Config
+from exporter.core import listener, push
+from exporter.core.config import Config, TaskSetConfig
 from exporter.core.errors import ConfigError
 from exporter.core.exposition import NegotiatedExposition
 from exporter.core.memory import tune_collector
+from exporter.core.placement import Placement
 from exporter.core.provider import ProviderRegistry
 from exporter.core.scheduler import Scheduler, TaskSetRunner
 from exporter.core.selfmetrics import ReloadStatus, live_registry
@@ -63,14 +64,18 @@ class Daemon:
         store: StateStore | None = None,
         *,
         clock: Callable[[], float] = time.time,
+        placement: Placement | None = None,
     ) -> None:
         self.load_config = load_config
         self.providers = providers
         self.config = load_config()
         self.store = store or StateStore()
         self.clock = clock
+        self.placement = placement  # None: this process polls every set
         self.reload_status = ReloadStatus()
         self._live = live_registry(self.reload_status)  # reload, process, platform and GC metrics
+        if placement is not None:
+            self._live.register(placement.collector())
         self.exposition = self._exposition()
         self.stopping = asyncio.Event()
         self.fatal: Exception | None = None  # why the daemon cannot go on (a state file it cannot restore)
@@ -98,6 +103,8 @@ class Daemon:
             if self._scheduler is not None:
                 await self._scheduler.stop(STOP_TIMEOUT_SECONDS)
             await self.store.close()  # every set's last changes saved, the state file closed
+            if self.placement is not None:
+                await self.placement.stop()
         finally:
             if self._session is not None:
                 await self._session.close()
@@ -109,14 +116,42 @@ class Daemon:
 
     def _start(self) -> None:
         assert self._session is not None
-        self._scheduler = build_scheduler(self.config, self.providers, self.store, self._session, clock=self.clock)
+        self._scheduler = build_scheduler(
+            self.config, self.providers, self.store, self._session, clock=self.clock, placement=self.placement
+        )
         self.exposition = self._exposition()
-        self._scheduler.start(on_fatal=self._fatal)
+        if self.placement is None:
+            self._scheduler.start(on_fatal=self._fatal)
+        else:
+            self.placement.start(self._scheduler, self.config, self._fatal)
 
     def runner(self, name: str) -> TaskSetRunner:
         """The runner of a task set, to poll it now (tests and tools)."""
         assert self._scheduler is not None, "the daemon is not running"
         return next(r for r in self._scheduler.runners if r.config.name == name)
+
+    def not_ready(self) -> str | None:
+        """Why /-/ready says no: the placement cannot serve, or a set it polls has nothing to show yet."""
+        if self.placement is not None and (why := self.placement.not_ready()) is not None:
+            return why
+        waiting = [
+            ts.name
+            for ts in self.config.task_sets
+            if (self.placement is None or self.placement.holds(ts.name))
+            and (not (st := self.store.sets.get(ts.name)) or not (st.polled or st.restored))
+        ]
+        return f"waiting for the first poll of {', '.join(waiting)}" if waiting else None
+
+    async def push(self, task_set: TaskSetConfig, ids: list[str]) -> tuple[int, int | None]:
+        """Track pushed IDs (saved before this returns); how many were new, and how many the set
+        tracks here (None when another replica holds it)."""
+        name = task_set.name
+        if self.placement is None or self.placement.holds(name):
+            added = await push.track(self.store, name, ids, task_set.max_tasks)
+            return added, len(self.store.sets[name].tasks)
+        account = self.config.accounts[task_set.account]
+        syntax = self.providers[account.provider].task_id_syntax(account)
+        return await self.placement.push(task_set, ids, syntax), None
 
     def _fatal(self, err: Exception) -> None:
         self.fatal = self.fatal or err

@@ -20,7 +20,8 @@ def take_changes(st: SetState) -> tuple[list[str], SetChanges]:
     ids = list(st.dirty)
     st.dirty = set()
     buried, unburied = st.tombstones.take_changes()
-    return ids, SetChanges(st.name, st.provider, json.dumps(aggregates(st)), buried, unburied)
+    counted, st.counted = st.counted or {}, None if st.counted is None else {}
+    return ids, SetChanges(st.name, st.provider, json.dumps(aggregates(st)), buried, unburied, counted)
 
 
 def rows(st: SetState, task_ids: Sequence[str]) -> list[tuple[Any, ...]]:

@@ -30,6 +30,12 @@ class StateFileError(ExporterError):
     """The state file cannot be used; the message names it and says what to do, in one line."""
 
 
+class StoreUnavailable(ExporterError):
+    """A shared state store cannot be reached, or refused a save because this replica no longer
+    holds the set: the set's runner stops, and runs again (from the shared state) when it holds
+    the set again. The message names no address or password."""
+
+
 class ProviderError(ExporterError):
     """A provider call failed. Messages never carry secrets, URLs with query strings or bodies.
 

@@ -18,11 +18,12 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Generator, Sequence
+from typing import Protocol
 
 import backoff
 
 from exporter.core.config import TaskSetConfig
-from exporter.core.errors import AuthFailed, ProviderError, StateFileError, Unavailable
+from exporter.core.errors import AuthFailed, ProviderError, StateFileError, StoreUnavailable, Unavailable
 from exporter.core.memory import release_free_memory
 from exporter.core.model import FetchResult, RequestTally
 from exporter.core.provider import Discovering, Provider
@@ -50,6 +51,18 @@ def retry_waits(base: float, cap: float) -> Generator[float, ProviderError | Non
         error = yield wait
 
 
+class Holding(Protocol):
+    """A set held for a while by this process among replicas (see exporter/cluster)."""
+
+    def valid(self) -> bool:
+        """Whether the hold is still good for calls (checked before each batch)."""
+        ...
+
+    async def pushed(self) -> list[str]:
+        """IDs pushed to the set through any replica, to track."""
+        ...
+
+
 class TaskSetRunner:
     """Polls one task set."""
 
@@ -63,8 +76,13 @@ class TaskSetRunner:
         account_cap: int | None = None,  # the account's own cap of task IDs per request, if it has one
         clock: Callable[[], float] = time.time,
         backoff_base: float = BACKOFF_BASE_SECONDS,
+        ensure: Callable[[], object] = lambda: None,
+        holding: Holding | None = None,
     ) -> None:
         self.config = config
+        self.ensure = ensure  # makes the set's state exist (restored when it first runs)
+        self.holding = holding
+        self.woken = asyncio.Event()  # set to poll now (IDs were pushed elsewhere)
         self.tally = tally or RequestTally()  # the provider's HTTP client counts its calls here
         self.provider = provider
         self.state = store.handle(config.name)  # the set this runner polls
@@ -81,30 +99,45 @@ class TaskSetRunner:
         """Restore the set's saved state, then poll on the interval with jitter until `stop` is set.
         A state file that cannot be restored is fatal: `on_fatal` is told and the set does not run."""
         try:
+            self.ensure()
             await self.state.restore()
         except StateFileError as err:
             if on_fatal is None:
                 raise
             on_fatal(err)
             return
+        except StoreUnavailable as err:
+            log.warning("set %s stops polling here: %s", self.config.name, err)
+            return
         # Spread the first polls of many sets over a tenth of their interval.
         delay = random.uniform(0, self.config.interval * self.config.jitter)
         while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=delay)
+            if await self._wait(stop, delay):
                 return
-            except TimeoutError:
-                pass
             started = time.monotonic()
             try:
                 await self.poll_once()
             except asyncio.CancelledError:
                 raise
+            except StoreUnavailable as err:
+                log.warning("set %s stops polling here: %s", self.config.name, err)
+                return
             except Exception:
                 log.exception("unexpected error polling set %s; the other sets go on", self.config.name)
             elapsed = time.monotonic() - started
             jitter = random.uniform(-self.config.jitter, self.config.jitter) * self.config.interval
             delay = max(0.0, self.config.interval + jitter - elapsed)
+
+    async def _wait(self, stop: asyncio.Event, delay: float) -> bool:
+        """Wait `delay` seconds, less if woken; True when asked to stop."""
+        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.woken.wait())]
+        try:
+            await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+        self.woken.clear()
+        return stop.is_set()
 
     async def poll_once(self) -> PollOutcome:
         """One poll of the set: new IDs, due batches, one state update."""
@@ -112,6 +145,8 @@ class TaskSetRunner:
         now = self.clock()
         for where, ids in self.source.read():
             self.state.track(ids, now, where)
+        if self.holding is not None:
+            self.state.track(await self.holding.pushed(), now, "a push")
         started_mono = time.monotonic()
         results: list[FetchResult] = []
         error: ProviderError | None = None
@@ -173,6 +208,8 @@ class TaskSetRunner:
             for batch in queue:
                 if failures:
                     return
+                if self.holding is not None and not self.holding.valid():
+                    raise StoreUnavailable("its lease ran out before the poll ended; no further calls")
                 try:
                     results.append(await self._with_retries(functools.partial(self.provider.fetch, batch)))
                 except ProviderError as err:
@@ -226,26 +263,46 @@ class TaskSetRunner:
 
 
 class Scheduler:
-    """Runs every set's runner until stopped."""
+    """Runs the runners it is told to (every set's, in one process) until stopped."""
 
     def __init__(self, runners: Sequence[TaskSetRunner]) -> None:
         self.runners = list(runners)
-        self._stop = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._stops: dict[str, asyncio.Event] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._on_fatal: Callable[[Exception], None] | None = None
 
-    def start(self, on_fatal: Callable[[Exception], None] | None = None) -> None:
-        self._stop.clear()
-        self._tasks = [
-            asyncio.create_task(r.run(self._stop, on_fatal), name=f"poll:{r.config.name}") for r in self.runners
-        ]
+    def start(self, on_fatal: Callable[[Exception], None] | None = None, *, only: Sequence[str] | None = None) -> None:
+        """Start the runners of every set, or of the sets named in `only`."""
+        self._on_fatal = on_fatal
+        for r in self.runners:
+            if only is None or r.config.name in only:
+                self.start_runner(r.config.name)
+
+    def start_runner(self, name: str) -> None:
+        """Start one set's runner, unless it is running."""
+        if self.running(name):
+            return
+        runner = next(r for r in self.runners if r.config.name == name)
+        stop = self._stops[name] = asyncio.Event()
+        self._tasks[name] = asyncio.create_task(runner.run(stop, self._on_fatal), name=f"poll:{name}")
+
+    def running(self, name: str) -> bool:
+        task = self._tasks.get(name)
+        return task is not None and not task.done()
+
+    async def stop_runner(self, name: str, timeout: float = 5.0) -> None:
+        """Ask one runner to stop, cancel it if it still runs after `timeout`, and wait."""
+        task = self._tasks.pop(name, None)
+        stop = self._stops.pop(name, None)
+        if stop is not None:
+            stop.set()
+        if task is None:
+            return
+        done, _ = await asyncio.wait([task], timeout=timeout)
+        if not done:
+            task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
     async def stop(self, timeout: float = 5.0) -> None:
-        """Ask runners to stop, cancel what is still running after `timeout`, and wait."""
-        self._stop.set()
-        if not self._tasks:
-            return
-        _, pending = await asyncio.wait(self._tasks, timeout=timeout)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        self._tasks = []
+        """Ask every runner to stop, cancel what is still running after `timeout`, and wait."""
+        await asyncio.gather(*(self.stop_runner(name, timeout) for name in list(self._tasks)))

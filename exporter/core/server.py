@@ -15,8 +15,8 @@ from aiohttp import web
 
 from exporter.core import push
 from exporter.core.auth import BasicAuth, basic_auth_middleware
-from exporter.core.config import Config
-from exporter.core.errors import ConfigError
+from exporter.core.config import Config, TaskSetConfig
+from exporter.core.errors import ConfigError, StoreUnavailable
 from exporter.core.exposition import NegotiatedExposition
 from exporter.core.selfmetrics import ReloadStatus
 from exporter.core.state import StateStore
@@ -47,6 +47,10 @@ class Served(Protocol):
     reload_status: ReloadStatus
 
     async def reload(self) -> None: ...
+
+    def not_ready(self) -> str | None: ...
+
+    async def push(self, task_set: TaskSetConfig, ids: list[str]) -> tuple[int, int | None]: ...
 
     def running(self, app: web.Application) -> AsyncIterator[None]: ...
 
@@ -103,7 +107,7 @@ async def push_tasks(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     name = request.match_info["name"]
     ts = next((t for t in runtime.config.task_sets if t.name == name), None)
-    if ts is None or ts.tasks.push_token is None or name not in runtime.store.sets:
+    if ts is None or ts.tasks.push_token is None:
         return web.json_response({"error": "no task set of that name accepts pushed IDs"}, status=404)
     if not push.authorised(request, ts.tasks.push_token.reveal()):
         return web.json_response(
@@ -113,11 +117,16 @@ async def push_tasks(request: web.Request) -> web.Response:
         )
     try:
         ids = await push.read_ids(request)
-        added = await push.track(runtime.store, name, ids, ts.max_tasks)
+        added, tracked = await runtime.push(ts, ids)
     except push.Refused as refused:
         runtime.store.push_refused(name, refused.counted)
         return web.json_response({"error": refused.reason}, status=refused.status)
-    return web.json_response({"task_set": name, "added": added, "tracked": len(runtime.store.sets[name].tasks)})
+    except StoreUnavailable as err:
+        return web.json_response({"error": str(err)}, status=503)
+    answer: dict[str, object] = {"task_set": name, "added": added}
+    if tracked is not None:
+        answer["tracked"] = tracked
+    return web.json_response(answer)
 
 
 async def healthy(request: web.Request) -> web.Response:
@@ -125,15 +134,10 @@ async def healthy(request: web.Request) -> web.Response:
 
 
 async def ready(request: web.Request) -> web.Response:
-    """Ready once every task set was polled once (successfully or not) or restored from the state file."""
-    runtime = request.app[RUNTIME]
-    waiting = [
-        ts.name
-        for ts in runtime.config.task_sets
-        if not (st := runtime.store.sets.get(ts.name)) or not (st.polled or st.restored)
-    ]
-    if waiting:
-        return web.Response(status=503, text=f"Not ready: waiting for the first poll of {', '.join(waiting)}.\n")
+    """Ready once every task set polled here was polled once (successfully or not) or restored."""
+    why = request.app[RUNTIME].not_ready()
+    if why is not None:
+        return web.Response(status=503, text=f"Not ready: {why}.\n")
     return web.Response(text="Ready.\n")
 
 

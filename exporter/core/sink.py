@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from exporter.core.ledger import Increments
 from exporter.core.model import TaskState
 
 
@@ -19,6 +20,8 @@ class SetChanges:
     aggregates: str  # JSON
     buried: Sequence[tuple[str, TaskState, int]] = ()  # new or renewed tombstones: ID, final state, hour
     unburied: Sequence[str] = ()  # expired tombstones
+    # Transitions counted since the last save: task ID -> the counters it moved (see ledger.py).
+    counted: Mapping[str, Increments] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

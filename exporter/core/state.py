@@ -127,6 +127,12 @@ class StateStore:
             self.changed()
         self._keep = keep
 
+    def discard(self, name: str) -> None:
+        """Forget a set here without saving it (another process holds it now); its series vanish."""
+        if self.sets.pop(name, None) is not None:
+            self.changed()
+        self._to_restore.discard(name)
+
     def track(self, name: str, task_ids: Iterable[str], now: float, where: str = "the config") -> int:
         """Start tracking these IDs in the set; returns how many were new (see SetState.track)."""
         added = self.sets[name].track(task_ids, now, where)

@@ -14,7 +14,7 @@ import sys
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 
-from exporter.core import eta
+from exporter.core import eta, ledger
 from exporter.core.model import PollOutcome, TaskState, TaskStatus
 from exporter.core.provider import IdSyntax, Vocabulary
 from exporter.core.records import DURATION_BUCKETS, POLL_BUCKETS, Histogram, TaskRecord
@@ -66,6 +66,7 @@ class SetState:
         # Changes since the last save; kept only when something saves them.
         self.keep_changes = keep_changes
         self.dirty: set[str] = set()
+        self.counted: dict[str, ledger.Increments] | None = {} if keep_changes else None  # since the last save
         self._logged_unknown: set[tuple[str, str]] = set()
 
     # -- IDs coming in ------------------------------------------------------------------
@@ -253,9 +254,12 @@ class SetState:
             log.debug("task %s of set %s failed: %s %s", status.task_id[:100], self.name, rec.fault, rec.message[:200])
         # Without a creation time, first-seen only means something if we saw it pending.
         start = rec.created if rec.created is not None else (rec.first_seen if seen_pending else None)
+        duration = None
         if rec.state in self.durations and start is not None:
-            end = rec.finished if rec.finished is not None else now
-            self.durations[rec.state].observe(max(0.0, end - start))
+            duration = max(0.0, (rec.finished if rec.finished is not None else now) - start)
+            self.durations[rec.state].observe(duration)
+        if self.counted is not None:  # for a sink that counts each transition where it checks the prior state
+            self.counted[status.task_id] = ledger.increments(rec.state, rec.fault, status.tallies, duration)
         if rec.state is TaskState.DONE:
             self.completed_total += 1
             return 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 
@@ -11,6 +12,7 @@ from exporter.core.collector import Exposition, StateCollector
 from exporter.core.config import Config
 from exporter.core.http import HttpClient
 from exporter.core.model import RequestTally
+from exporter.core.placement import Placement
 from exporter.core.provider import ProviderRegistry
 from exporter.core.proxy import proxy_settings
 from exporter.core.ratelimit import AccountLimiter
@@ -26,8 +28,10 @@ def build_scheduler(
     *,
     clock: Callable[[], float] = time.time,
     backoff_base: float = BACKOFF_BASE_SECONDS,
+    placement: Placement | None = None,
 ) -> Scheduler:
-    """One runner per task set; one limiter per account, shared by every set using it."""
+    """One runner per task set; one limiter per account, shared by every set using it. With a
+    placement, a set's state exists only while this process holds it."""
     limiters = {
         name: AccountLimiter(acc.rate_limit, acc.max_concurrency, name=name) for name, acc in config.accounts.items()
     }
@@ -35,13 +39,16 @@ def build_scheduler(
     for ts in config.task_sets:
         account = config.accounts[ts.account]
         provider_cls = providers[account.provider]
-        store.ensure_set(
+        ensure = functools.partial(
+            store.ensure_set,
             ts.name,
             provider_cls.name,
             provider_cls.vocabulary,
             id_syntax=provider_cls.task_id_syntax(account),
             not_found_after=ts.not_found_after,
         )
+        if placement is None:
+            ensure()
         tally = RequestTally()
         http = HttpClient(
             session,
@@ -62,9 +69,11 @@ def build_scheduler(
                 clock=clock,
                 backoff_base=backoff_base,
                 account_cap=min(caps, default=None),
+                ensure=ensure,
+                holding=None if placement is None else placement.holding(ts.name),
             )
         )
-    store.retain_sets(ts.name for ts in config.task_sets)
+    store.retain_sets(ts.name for ts in config.task_sets if placement is None or placement.holds(ts.name))
     return Scheduler(runners)
 
 

@@ -1,0 +1,1 @@
+"""Replicas sharing state on Redis: leases on task sets, fenced saves, a shared rate budget."""

@@ -1,0 +1,94 @@
+"""A one-shot copy of a SQLite state file into Redis, for moving one process to replicas.
+
+Each set in the file is copied under a lease of its own, so a running replica and the
+import never write one set at once; a set that Redis already has is left alone (the
+import says so and can be run again after its keys are deleted).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from exporter.cluster.keys import ClusterKeys
+from exporter.cluster.leases import Leases
+from exporter.cluster.store import RedisSink, unavailable
+from exporter.core import ledger
+from exporter.core.errors import StateFileError
+from exporter.core.persist import StateFile
+from exporter.core.sink import SetChanges
+
+log = logging.getLogger(__name__)
+
+PAGE = 5_000
+
+
+def saved_sets(path: str) -> list[tuple[str, str]]:
+    """(set, provider) of every set in the state file."""
+    try:
+        with sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True) as db:
+            return [(str(n), str(p)) for n, p in db.execute("SELECT task_set, provider FROM sets ORDER BY task_set")]
+    except sqlite3.Error as err:
+        raise StateFileError(f"state file {path} cannot be read ({err}); nothing was imported") from None
+
+
+async def import_file(path: str, redis: Redis, keys: ClusterKeys) -> dict[str, int]:
+    """Copy every set of the file that Redis does not have yet; returns set -> tasks copied."""
+    sets = saved_sets(path)
+    source = StateFile(path)
+    leases = Leases(redis, keys, "import", "", ttl=60.0)
+    copied: dict[str, int] = {}
+    try:
+        for name, provider in sets:
+            k = keys.unit(name)
+            token = secrets.token_hex(16)
+            try:
+                if await redis.exists(k.aggregates, k.rows):
+                    log.warning("set %s is already in Redis: left alone", name)
+                    continue
+                if not await leases.acquire(name, token):
+                    log.warning("set %s is held by a running replica: left alone (stop the replicas first)", name)
+                    continue
+            except RedisError as err:
+                raise unavailable(err, f"importing set {name}") from None
+            try:
+                copied[name] = await _copy(source, redis, keys, name, provider, token)
+            finally:
+                await leases.release(name, token)
+    finally:
+        await source.close()
+    return copied
+
+
+async def _copy(source: StateFile, redis: Redis, keys: ClusterKeys, name: str, provider: str, token: str) -> int:
+    saved = await source.load(name, provider)
+    if saved is None:
+        return 0
+    sink = RedisSink(redis, keys, lambda unit: token)
+    count = 0
+
+    async def pages() -> AsyncIterator[list[tuple[Any, ...]]]:
+        nonlocal count
+        after = ""
+        while page := await source.rows(name, after, PAGE):
+            after = page[-1][0]
+            count += len(page)
+            yield [(task_id, state.value, *rest) for task_id, state, *rest in page]
+
+    aggregates = json.dumps(saved.aggregates)
+    changes = SetChanges(name, provider, aggregates, buried=list(saved.tombstones))
+    try:
+        counters: dict[Any, Any] = ledger.from_aggregates(saved.aggregates)
+        await redis.hset(keys.unit(name).counters, mapping=counters)
+        await sink.save(changes, pages())
+    except RedisError as err:
+        raise unavailable(err, f"importing set {name}") from None
+    return count
