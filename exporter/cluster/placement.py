@@ -224,15 +224,16 @@ class RedisPlacement:
         """Stop polling a unit, save it and give its lease back (another replica should hold it)."""
         if self._scheduler is not None:
             await self._scheduler.stop_runner(unit)
-        held = self.held.get(unit)
         try:
             await self.store.flush(unit)
-            if held is not None:
-                await self.leases.release(unit, held.token)
         except Exception as err:  # a refused save or Redis gone: the lease lapses on its own
-            log.debug("giving up task set %s: %s", unit, err)
-        self.held.pop(unit, None)
+            log.debug("saving task set %s before giving it up: %s", unit, err)
+        # Its series go before the next holder can show them: never two replicas at once.
         self.store.discard(unit)
+        held = self.held.pop(unit, None)
+        if held is not None:
+            with contextlib.suppress(RedisError):
+                await self.leases.release(unit, held.token)
         log.info("gave up task set %s", unit)
 
     async def _lost(self, unit: str, why: str) -> None:
