@@ -12,8 +12,11 @@ import contextlib
 import socket
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from tests.prometheus_stack import free_port, wait_for
 
@@ -142,17 +145,20 @@ class RedisServer:
         proc.kill()
         proc.wait(STOP_SECONDS)
 
-    def client(self, *, password: str | None = None, **options: object) -> aioredis.Redis:
-        """A redis.asyncio client for this server (its own password unless given), closed by `aclose`."""
-        client = aioredis.Redis(
-            host="127.0.0.1",
-            port=self.port,
-            db=0,
-            password=self.password if password is None else password,
-            socket_timeout=CLIENT_TIMEOUT_SECONDS,
-            socket_connect_timeout=CLIENT_TIMEOUT_SECONDS,
-            **options,  # type: ignore[arg-type]
-        )
+    def client(self, *, password: str | None = None, **options: Any) -> aioredis.Redis:
+        """A redis.asyncio client for this server (its own password unless given), closed by `aclose`.
+
+        By default it gives up fast: one immediate retry (a pooled connection the server closed)
+        and socket timeouts, so a test sees the real failure; `options` override any of it.
+        """
+        settings: dict[str, Any] = {
+            "password": self.password if password is None else password,
+            "socket_timeout": CLIENT_TIMEOUT_SECONDS,
+            "socket_connect_timeout": CLIENT_TIMEOUT_SECONDS,
+            "retry": Retry(NoBackoff(), 1),
+            **options,
+        }
+        client = aioredis.Redis(host="127.0.0.1", port=self.port, db=0, **settings)
         self._clients.append(client)
         return client
 
