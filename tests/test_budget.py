@@ -11,13 +11,18 @@ import logging
 import time
 from collections.abc import Callable
 
+import aiohttp
 import pytest
+from aiohttp import web
 from redis.asyncio.retry import Retry
 from redis.backoff import ConstantBackoff
 
 from exporter.cluster.budget import OP_TIMEOUT_SECONDS, SharedLimiter, account_keys
 from exporter.cluster.errors import StoreUnavailable
+from exporter.core.errors import Throttled
+from exporter.core.http import HttpClient, HttpResponse
 from exporter.core.ratelimit import WINDOW_SECONDS
+from exporter.simulator.base import runner_port
 from tests.redis_server import RedisServer
 
 ACCOUNT = "shared-account"
@@ -178,3 +183,42 @@ async def test_password_right_and_wrong(make_redis_server: Callable[..., RedisSe
         assert f"127.0.0.1:{server.port}" in message
         assert password not in message and wrong_password not in message
         assert raised.value.__cause__ is None and raised.value.__suppress_context__
+
+
+async def test_a_retry_after_answer_to_one_replica_holds_the_other(
+    redis_server: RedisServer, session: aiohttp.ClientSession
+) -> None:
+    answered: list[int] = []
+
+    async def api(request: web.Request) -> web.Response:
+        if not answered:
+            answered.append(429)
+            return web.Response(status=429, headers={"Retry-After": "1"})
+        answered.append(200)
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_get("/status", api)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner_port(runner)}/status"
+
+    def parse(response: HttpResponse) -> bool:
+        response.raise_for_status()
+        return bool(response.json()["ok"])
+
+    try:
+        a, b = replicas(redis_server, 2)
+        first, second = (HttpClient(session, lim, timeout=5, observe=lambda *_: None) for lim in (a, b))
+        with pytest.raises(Throttled):
+            await first.call("GET", url, parse)
+        await a.flush()  # sent in the background already; this waits for it
+        assert await b.current_rate() == CAP / 2
+        started = time.monotonic()
+        async with asyncio.timeout(10):
+            assert await second.call("GET", url, parse)
+        assert time.monotonic() - started >= 0.8
+        assert answered == [429, 200]
+    finally:
+        await runner.cleanup()

@@ -21,14 +21,14 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from exporter.cluster.errors import StoreUnavailable
-from exporter.core.ratelimit import HOLD_CAP_SECONDS, WINDOW_SECONDS
+from exporter.core.ratelimit import HOLD_CAP_SECONDS, WINDOW_SECONDS, Limiter
 from exporter.core.secrets import redact
 
 MIN_RATE = 0.1  # one call every ten seconds, as the local limiter
@@ -273,3 +273,9 @@ class SharedLimiter:
         except (RedisError, OSError) as err:
             raise StoreUnavailable(self._message(err)) from None
         return self.max_rate if value is None else min(float(value), self.max_rate)
+
+
+if TYPE_CHECKING:
+
+    def _paces_http(limiter: SharedLimiter) -> Limiter:  # core.http takes it where it takes the local one
+        return limiter
