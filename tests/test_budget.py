@@ -104,6 +104,19 @@ async def test_a_long_hold_is_capped(redis_server: RedisServer) -> None:
     assert 290_000 < held_ms <= 300_000
 
 
+async def test_waiting_for_a_place_is_bounded(redis_server: RedisServer) -> None:
+    a = SharedLimiter(redis_server.client(), CAP, 1, name=ACCOUNT, max_wait=0.3)
+    b = SharedLimiter(redis_server.client(), CAP, 1, name=ACCOUNT, max_wait=0.3)
+    a.hold(5)
+    await a.flush()
+    for limiter in (a, b):
+        started = time.monotonic()
+        with pytest.raises(TimeoutError, match=r"no call slot within 0\.3s"):
+            async with asyncio.timeout(10), limiter.slot():
+                pytest.fail("a call went out during a hold")
+        assert time.monotonic() - started < 1.0
+
+
 async def test_throttled_on_one_replica_halves_the_rate_of_all(redis_server: RedisServer) -> None:
     a, b, c = replicas(redis_server)
     a.throttled()

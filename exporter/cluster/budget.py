@@ -155,22 +155,22 @@ class SharedLimiter:
             yield
 
     async def _wait_for_rate(self) -> None:
-        async with self._lock:  # one asker per replica; the others queue here in order
-            started = self._clock()
-            for _ in range(int(self._max_wait / MIN_SLEEP_SECONDS) + 2):  # each round sleeps
-                now = self._clock()
-                if now < self.not_before:  # our own hold: no need to ask
-                    wait = self.not_before - now
-                else:
-                    await self.flush()
-                    wait = await self._ask() / 1e6
-                    if wait <= 0:
-                        return
-                left = started + self._max_wait - now
-                if left <= 0:
-                    break
-                await asyncio.sleep(max(MIN_SLEEP_SECONDS, min(wait, MAX_SLEEP_SECONDS, left)))
-            raise TimeoutError(f"account {self.name}: no call slot within {self._max_wait:.0f}s")
+        try:
+            # Bounded with the time queued behind this replica's other calls: one asks at a time.
+            async with asyncio.timeout(self._max_wait), self._lock:
+                for _ in range(int(self._max_wait / MIN_SLEEP_SECONDS) + 2):  # each round sleeps
+                    now = self._clock()
+                    if now < self.not_before:  # our own hold: no need to ask
+                        wait = self.not_before - now
+                    else:
+                        await self.flush()
+                        wait = await self._ask() / 1e6
+                        if wait <= 0:
+                            return
+                    await asyncio.sleep(max(MIN_SLEEP_SECONDS, min(wait, MAX_SLEEP_SECONDS)))
+        except TimeoutError:  # ours: Redis timeouts are StoreUnavailable by now
+            pass
+        raise TimeoutError(f"account {self.name}: no call slot within {self._max_wait:g}s")
 
     async def _ask(self) -> int:
         self._calls += 1
