@@ -5,7 +5,7 @@ is still capped in this process, but the sliding window of call times, a server'
 Retry-After hold and the halved-on-throttle rate live in three keys per account, changed
 only by Lua scripts, so each decision is atomic and made on the Redis server's clock
 (replicas with skewed clocks agree). The keys share a hash tag, so Redis Cluster works:
-`{<prefix>:acct:<account>}:window`, `...:notbefore` and `...:rate`.
+`{<prefix>:acct:<account>}:window`, `...:notbefore` and `...:rate` (cluster.keys.AccountKeys).
 
 `hold`, `throttled` and `succeeded` are called where no await is possible: they note the
 report and send it at once in the background; `slot` sends what is still pending before it
@@ -27,7 +27,8 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
-from exporter.cluster.errors import StoreUnavailable
+from exporter.cluster.keys import DEFAULT_PREFIX, ClusterKeys
+from exporter.core.errors import StoreUnavailable
 from exporter.core.ratelimit import HOLD_CAP_SECONDS, WINDOW_SECONDS, Limiter
 from exporter.core.secrets import redact
 
@@ -95,20 +96,6 @@ return tostring(rate)
 """
 
 
-def account_keys(prefix: str, account: str) -> tuple[str, str, str]:
-    """The window, not-before and rate keys of an account, hash-tagged to one Cluster slot."""
-    tag = f"{{{prefix}:acct:{account}}}"
-    return f"{tag}:window", f"{tag}:notbefore", f"{tag}:rate"
-
-
-def describe_server(client: aioredis.Redis) -> str:
-    """Where a client connects, for messages: host:port/db or the socket path, never credentials."""
-    kwargs = client.connection_pool.connection_kwargs
-    if kwargs.get("path"):
-        return f"unix:{kwargs['path']}"
-    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
-
-
 class SharedLimiter:
     """Caps concurrent calls (this process) and calls per second (every replica) for one account."""
 
@@ -119,7 +106,7 @@ class SharedLimiter:
         concurrency: int,
         *,
         name: str,
-        prefix: str = "use",
+        prefix: str = DEFAULT_PREFIX,
         op_timeout: float = OP_TIMEOUT_SECONDS,
         max_wait: float = MAX_WAIT_SECONDS,
         clock: Callable[[], float] = time.monotonic,
@@ -129,9 +116,7 @@ class SharedLimiter:
         self.rate = self.max_rate  # as last heard from Redis
         self.not_before = 0.0  # on `clock`: this replica's own last hold
         self._client = client
-        self._keys = account_keys(prefix, name)
-        self._where = describe_server(client)
-        self._secret = client.connection_pool.connection_kwargs.get("password") or ""
+        self._keys = ClusterKeys(prefix).account(name)
         self._op_timeout = op_timeout
         self._max_wait = max_wait
         self._clock = clock
@@ -174,9 +159,9 @@ class SharedLimiter:
 
     async def _ask(self) -> int:
         self._calls += 1
-        window, notbefore, rate = self._keys
+        keys = [self._keys.window, self._keys.notbefore, self._keys.rate]
         args: list[str | int] = [repr(self.max_rate), int(WINDOW_SECONDS * 1e6), f"{self._member}{self._calls}"]
-        return int(await self._run(self._admit, [window, notbefore, rate], args))
+        return int(await self._run(self._admit, keys, args))
 
     async def _run(self, script: AsyncScript, keys: list[str], args: list[str | int]) -> Any:
         try:
@@ -186,13 +171,9 @@ class SharedLimiter:
             raise StoreUnavailable(self._message(err)) from None
 
     def _message(self, err: BaseException) -> str:
-        detail = str(err) if not isinstance(err, TimeoutError) else f"no answer within {self._op_timeout:g}s"
-        if self._secret:
-            detail = detail.replace(self._secret, "***")
-        return redact(
-            f"account {self.name}: cannot pace calls, Redis at {self._where} is unavailable "
-            f"({err.__class__.__name__}: {detail[:200]})"
-        )
+        """What failed, by kind: never the server's address or a password (core.errors.StoreUnavailable)."""
+        what = f"no answer within {self._op_timeout:g}s" if isinstance(err, TimeoutError) else type(err).__name__
+        return redact(f"account {self.name}: calls cannot be paced, Redis failed: {what}")
 
     def hold(self, seconds: float) -> None:
         """The server asked for no call before `seconds` from now: every replica waits."""
@@ -255,11 +236,10 @@ class SharedLimiter:
                 runs, until = self._pending, self._pending_hold
                 self._pending, self._pending_hold = [], 0.0
                 hold_ms = max(0, int((min(until - self._clock(), HOLD_CAP_SECONDS)) * 1000)) if until else 0
-                rate, notbefore = self._keys[2], self._keys[1]
                 args: list[str | int] = [repr(self.max_rate), hold_ms, RATE_TTL_MS]
                 args += [item for run in runs for item in run]
                 try:
-                    self.rate = float(await self._run(self._adjust, [rate, notbefore], args))
+                    self.rate = float(await self._run(self._adjust, [self._keys.rate, self._keys.notbefore], args))
                 except BaseException:  # not sent (or not known to be): kept for the next try
                     self._pending = (runs + self._pending)[-MAX_PENDING_RUNS:]
                     self._pending_hold = max(until, self._pending_hold)
@@ -269,7 +249,7 @@ class SharedLimiter:
         """The account's shared rate (calls per second) as Redis has it now."""
         try:
             async with asyncio.timeout(self._op_timeout):
-                value = await self._client.get(self._keys[2])
+                value = await self._client.get(self._keys.rate)
         except (RedisError, OSError) as err:
             raise StoreUnavailable(self._message(err)) from None
         return self.max_rate if value is None else min(float(value), self.max_rate)
