@@ -1,9 +1,10 @@
-"""Shared fixtures: simulators on 127.0.0.1:0, a manual clock, and runners driven one poll at a time."""
+"""Shared fixtures: simulators on 127.0.0.1:0, a manual clock, runners driven one poll at a time, real Redis."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -16,6 +17,7 @@ from exporter.core.state import StateStore
 from exporter.core.wiring import build_exposition, build_scheduler
 from exporter.providers import PROVIDERS
 from exporter.simulator.yandex_direct import YandexDirectSimulator
+from tests.redis_server import RedisServer
 
 YANDEX_TOKEN = "y0_core-test-token-0123456789"
 
@@ -96,3 +98,27 @@ async def yandex(clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> AsyncIt
     await sim.start()
     yield sim
     await sim.stop()
+
+
+@pytest.fixture
+async def make_redis_server(tmp_path: Path) -> AsyncIterator[Callable[..., RedisServer]]:
+    """Start real redis-servers on loopback (options as RedisServer takes them); all stopped after the test."""
+    servers: list[RedisServer] = []
+
+    def make(**options: Any) -> RedisServer:
+        workdir = tmp_path / f"redis-{len(servers)}"
+        workdir.mkdir()
+        server = RedisServer(workdir, **options)
+        servers.append(server)
+        server.start()
+        return server
+
+    yield make
+    for server in servers:
+        await server.aclose()
+
+
+@pytest.fixture
+async def redis_server(make_redis_server: Callable[..., RedisServer]) -> RedisServer:
+    """A real redis-server on 127.0.0.1, no password, no persistence: `.url`, `.client()`, `.stop()`, `.start()`."""
+    return make_redis_server()

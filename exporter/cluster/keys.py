@@ -63,3 +63,29 @@ class ClusterKeys:
 
     def unit(self, name: str) -> UnitKeys:
         return UnitKeys(self.prefix, name)
+
+    def account(self, name: str) -> AccountKeys:
+        return AccountKeys(self.prefix, name)
+
+
+@dataclass(frozen=True)
+class AccountKeys:
+    """The keys of one account's shared call budget (cluster.budget), by its name in the config."""
+
+    prefix: str
+    account: str
+
+    def _key(self, part: str) -> str:
+        return f"{{{self.prefix}:acct:{self.account}}}:{part}"
+
+    @property
+    def window(self) -> str:  # sorted set: one member per call, scored by its start (µs, the server's clock)
+        return self._key("window")
+
+    @property
+    def notbefore(self) -> str:  # set, with a PX expiry, while a server's Retry-After holds the account
+        return self._key("notbefore")
+
+    @property
+    def rate(self) -> str:  # the lowered rate (calls/s) while below the cap; absent at the cap
+        return self._key("rate")

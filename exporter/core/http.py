@@ -33,7 +33,7 @@ from exporter.core.errors import (
     Throttled,
     Unavailable,
 )
-from exporter.core.ratelimit import AccountLimiter
+from exporter.core.ratelimit import Limiter
 
 T = TypeVar("T")
 
@@ -124,7 +124,7 @@ class HttpClient:
     def __init__(
         self,
         session: aiohttp.ClientSession,
-        limiter: AccountLimiter,
+        limiter: Limiter,
         *,
         timeout: float,
         observe: Observer,

@@ -13,7 +13,8 @@ import collections
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Protocol
 
 # Calls land at the server a little later than we send them, and not all with the same
 # delay; a window slightly longer than a second keeps every server-side second within cap.
@@ -21,6 +22,26 @@ WINDOW_SECONDS = 1.1
 HOLD_CAP_SECONDS = 300.0  # the longest Retry-After honoured; longer asks are cut to this
 
 log = logging.getLogger(__name__)
+
+
+class Limiter(Protocol):
+    """What an account's HTTP calls need of its pacing, kept in this process or shared by replicas."""
+
+    def slot(self) -> AbstractAsyncContextManager[None]:
+        """Wait until a call may start within the account's caps, and hold its place while it runs."""
+        ...
+
+    def hold(self, seconds: float) -> None:
+        """The server asked for no call on the account before `seconds` from now (Retry-After)."""
+        ...
+
+    def throttled(self) -> None:
+        """The API said slow down: the account's rate is halved."""
+        ...
+
+    def succeeded(self) -> None:
+        """A call succeeded: the account's rate recovers towards its cap."""
+        ...
 
 
 class AccountLimiter:
