@@ -16,7 +16,7 @@ import pytest
 from tests.exporter_process import ExporterProcess, wait_for
 from tests.fault_world import World
 from tests.redis_server import RedisServer
-from tests.replica_world import Replicas, calls
+from tests.replica_world import Replicas, busiest_second, calls
 
 VOD = "aliyun_vod"
 SETS = ("yandex_direct", "ipernity", "encoding_com", VOD)
@@ -77,7 +77,7 @@ def replicas(tmp_path: Path, world: World, config: dict[str, Any], redis: RedisS
 
 def assert_truth(group: Replicas, world: World, ids: dict[str, list[str]]) -> None:
     """Summed over the replicas, every set's totals equal what its simulator reported: once each."""
-    last = max(world.call(lambda: max(world.sims[p].tasks[i].finish_at for i in ids[p])) for p in SETS)
+    last = world.call(lambda: max(world.sims[p].tasks[i].finish_at for p in SETS for i in ids[p]))
     time.sleep(max(0.0, last - time.time()))  # every task has finished: the truth is final
     at = time.time()
     for p in SETS:
@@ -143,6 +143,30 @@ def test_each_set_is_polled_by_one_replica_and_calls_per_poll_equal_one_process(
             continue
         ratio = (calls_three / polls_three) / (calls_one / polls_one)
         assert 0.8 <= ratio <= 1.25, f"{name}: calls per poll x{ratio:.2f} of one process's: {one[p]} vs {three[p]}"
+
+
+def test_sets_of_one_account_on_several_replicas_share_its_rate_cap(
+    tmp_path: Path, world: World, redis: RedisServer
+) -> None:
+    cap, sets = 5, 6
+    ids = [world.add_tasks(VOD, [world.clock(VOD) + 600.0] * TASKS) for _ in range(sets)]
+    account = {**world.account(VOD), "rate_limit": cap}
+    config = {
+        "accounts": {VOD: account},
+        "task_sets": [task_set(f"vod-{i}", VOD, ids[i]) for i in range(sets)],  # 36 calls a second asked for
+    }
+    group = replicas(tmp_path, world, config, redis)
+    group.start()
+    try:
+        holders = {group.sole_holder(f"vod-{i}", 20.0) for i in range(sets)}
+        assert len(holders) >= 2, "the sets should be spread over the replicas"
+        since = time.time()
+        time.sleep(6.0)
+        times = calls(world, VOD, since)
+    finally:
+        group.stop()
+    assert busiest_second(times) <= cap, f"{busiest_second(times)} calls in one second, cap {cap}"
+    assert len(times) >= 3 * 6, f"only {len(times)} calls in 6 s: the cap should be used"
 
 
 def test_kill9_of_the_holder_mid_batch_is_taken_over_and_counts_each_transition_once(

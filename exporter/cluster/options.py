@@ -13,6 +13,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from exporter.cluster.keys import DEFAULT_PREFIX, ClusterKeys
 from exporter.cluster.placement import DEFAULT_TTL_SECONDS, RedisPlacement
@@ -96,6 +98,7 @@ def connect(args: argparse.Namespace) -> Redis:
         socket_timeout=SOCKET_TIMEOUT_SECONDS,
         socket_connect_timeout=SOCKET_TIMEOUT_SECONDS,
         health_check_interval=30,
+        retry=Retry(NoBackoff(), 1),  # a failure shows at once; the callers decide what to do
     )
 
 

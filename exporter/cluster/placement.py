@@ -29,6 +29,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from exporter.cluster import inbox
+from exporter.cluster.budget import SharedLimiter
 from exporter.cluster.keys import ClusterKeys
 from exporter.cluster.leases import Leases, rightful
 from exporter.cluster.metrics import ClusterCollector
@@ -116,6 +117,9 @@ class RedisPlacement:
 
     def holds(self, name: str) -> bool:
         return name in self.held
+
+    def limiter(self, rate: float, concurrency: int, *, name: str) -> SharedLimiter:
+        return SharedLimiter(self.redis, rate, concurrency, name=name, prefix=self.keys.prefix)
 
     def not_ready(self) -> str | None:
         if not self.store_up:

@@ -14,6 +14,7 @@ from prometheus_client.registry import Collector
 
 from exporter.core.config import Config, TaskSetConfig
 from exporter.core.provider import IdSyntax
+from exporter.core.ratelimit import Limiter
 from exporter.core.scheduler import Holding, Scheduler
 
 
@@ -35,6 +36,10 @@ class Placement(Protocol):
         ...
 
     def holds(self, name: str) -> bool: ...
+
+    def limiter(self, rate: float, concurrency: int, *, name: str) -> Limiter:
+        """The pacing of an account's calls, shared with the other replicas."""
+        ...
 
     async def push(self, task_set: TaskSetConfig, ids: list[str], id_syntax: IdSyntax | None) -> int:
         """Take pushed IDs for a set whichever process holds it; returns how many were new."""

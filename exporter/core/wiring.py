@@ -32,9 +32,8 @@ def build_scheduler(
 ) -> Scheduler:
     """One runner per task set; one limiter per account, shared by every set using it. With a
     placement, a set's state exists only while this process holds it."""
-    limiters = {
-        name: AccountLimiter(acc.rate_limit, acc.max_concurrency, name=name) for name, acc in config.accounts.items()
-    }
+    pace = AccountLimiter if placement is None else placement.limiter
+    limiters = {name: pace(acc.rate_limit, acc.max_concurrency, name=name) for name, acc in config.accounts.items()}
     runners = []
     for ts in config.task_sets:
         account = config.accounts[ts.account]
