@@ -290,3 +290,43 @@ def test_a_push_to_one_replica_is_polled_by_the_holder(tmp_path: Path, world: Wo
 def asked_since(world: World, since: float) -> list[Any]:
     """The VOD simulator's calls (with the IDs each asked for) after `since`."""
     return [c for c in world.call(lambda: list(world.sims[VOD].calls)) if c.at > since]
+
+
+def test_partitions_of_one_set_are_held_apart_and_add_up(tmp_path: Path, world: World, redis: RedisServer) -> None:
+    finish = [world.clock(VOD) + 2 + 8.0 * i / TASKS for i in range(TASKS)]
+    ids = world.add_tasks(VOD, finish, fail_every=4)
+    config = {"accounts": {VOD: world.account(VOD)}, "task_sets": [task_set("big", VOD, ids, partitions=3)]}
+    group = replicas(tmp_path, world, config, redis)
+    group.start()
+    try:
+        for p in range(3):
+            wait_for(
+                lambda p=p: [
+                    m for m in group.scrapes() if m and m.value("upload_lease_held", task_set="big", partition=str(p))
+                ],
+                20.0,
+                f"a holder of partition {p}",
+            )
+        pushed = world.add_tasks(VOD, [world.clock(VOD) + 3.0] * 6)
+        status, body = group.exporters[0].push("big", pushed, PUSH_TOKEN)
+        assert status == 200 and body["added"] == 6, (status, body)
+        everything = [*ids, *pushed]
+        wait_for(lambda: group.total("upload_tasks", task_set="big") == len(everything), 15.0, "every ID tracked")
+        scrapes = group.scrapes()
+        for p in range(3):
+            assert (
+                len([m for m in scrapes if m and m.value("upload_lease_held", task_set="big", partition=str(p))]) == 1
+            )
+        last = world.call(lambda: max(world.sims[VOD].tasks[i].finish_at for i in everything))
+        time.sleep(max(0.0, last - time.time()))
+        truth = world.truth(VOD, everything, time.time())
+        wait_for(
+            lambda: (
+                group.total("upload_tasks_completed_total", task_set="big") == truth.done
+                and group.total("upload_tasks_failed_total", task_set="big") == truth.failed
+            ),
+            20.0,
+            f"the partitions' totals to add up to the truth {truth}",
+        )
+    finally:
+        group.stop()

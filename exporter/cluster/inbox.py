@@ -15,7 +15,7 @@ from exporter.cluster.keys import ClusterKeys
 from exporter.cluster.store import unavailable
 from exporter.core.config import TaskSetConfig
 from exporter.core.provider import IdSyntax
-from exporter.core.push import Refused
+from exporter.core.push import Refused, check_syntax
 
 CHUNK = 5_000
 
@@ -24,10 +24,7 @@ async def push(
     redis: Redis, keys: ClusterKeys, task_set: TaskSetConfig, ids: list[str], syntax: IdSyntax | None
 ) -> int:
     """Add the new IDs to the set's inbox; returns how many were new."""
-    bad = next((i for i in ids if syntax is not None and not syntax.accepts(i)), None)
-    if bad is not None:
-        what = syntax.description if syntax else "a task ID"
-        raise Refused(400, f"expected each ID to be {what}, got {bad[:100]!r}", "malformed")
+    check_syntax(ids, syntax)
     k = keys.unit(task_set.name)
     unique = list(dict.fromkeys(ids))
     try:

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from exporter.core.partitions import split_unit
+
 if TYPE_CHECKING:
     from exporter.cluster.placement import RedisPlacement
 
@@ -43,7 +45,7 @@ class ClusterCollector(Collector):
             "upload_lease_lost", "Leases this replica lost while it held them (its saves refused).", labels=UNIT_LABELS
         )
         for unit in sorted(p.units):
-            labels = [p.providers.get(unit, ""), unit, "0"]
+            labels = [p.providers.get(unit, ""), *split_unit(unit)]
             held.add_metric(labels, 1 if unit in p.held else 0)
             lost.add_metric(labels, p.lease_lost[unit])
         yield held

@@ -34,6 +34,7 @@ from exporter.cluster.keys import ClusterKeys
 from exporter.cluster.leases import Leases, rightful
 from exporter.cluster.metrics import ClusterCollector
 from exporter.cluster.store import RedisSink
+from exporter.core import partitions
 from exporter.core.config import Config, TaskSetConfig
 from exporter.core.provider import IdSyntax
 from exporter.core.scheduler import Scheduler
@@ -139,8 +140,8 @@ class RedisPlacement:
     def start(self, scheduler: Scheduler, config: Config, on_fatal: Callable[[Exception], None]) -> None:
         self._scheduler = scheduler
         scheduler.start(on_fatal, only=list(self.held))
-        self.units = {ts.name: ts for ts in config.task_sets}
-        self.providers = {ts.name: config.accounts[ts.account].provider for ts in config.task_sets}
+        self.units = {unit: ts for ts in config.task_sets for unit in partitions.units(ts)}
+        self.providers = {unit: config.accounts[ts.account].provider for unit, ts in self.units.items()}
         self.config_hash = self.leases.config_hash = _config_hash(config)
         if not self._tasks:
             self._tasks = [

@@ -22,6 +22,7 @@ from prometheus_client.registry import Collector
 from exporter import __version__
 from exporter.core.metrics import METRICS
 from exporter.core.model import TaskState
+from exporter.core.partitions import split_unit
 from exporter.core.provider import CounterSpec
 from exporter.core.state import SetState, StateStore
 
@@ -48,7 +49,7 @@ class StateCollector(Collector):
 
     def _base(self, st: SetState) -> list[str]:
         labels = self.extra_labels.get(st.name, {})
-        return [st.provider, st.name, *(labels.get(k, "") for k in self.extra_names)]
+        return [st.provider, split_unit(st.name)[0], *(labels.get(k, "") for k in self.extra_names)]
 
     def collect(self) -> Iterator[Metric]:
         sets = sorted(self.store.sets.values(), key=lambda s: (s.provider, s.name))

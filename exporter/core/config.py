@@ -19,13 +19,22 @@ from exporter.core.configcheck import Checks, brief, keyname, kind
 from exporter.core.errors import ConfigError
 from exporter.core.provider import AccountField, ProviderRegistry
 from exporter.core.secrets import redact_userinfo
-from exporter.core.settings import MAX_TASKS, AccountConfig, Config, ProxyConfig, TaskSetConfig, TaskSource
+from exporter.core.settings import (
+    MAX_PARTITIONS,
+    MAX_TASKS,
+    AccountConfig,
+    Config,
+    ProxyConfig,
+    TaskSetConfig,
+    TaskSource,
+)
 
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 RESERVED_LABELS = frozenset(
     {
         "provider",
         "task_set",
+        "partition",
         "state",
         "status",
         "fault_code",
@@ -214,6 +223,7 @@ class _Reader(Checks):
             "not_found_after",
             "per_task_series",
             "max_tasks",
+            "partitions",
         ]
         if not isinstance(raw, dict):
             self.bad(key, f"expected a mapping, got {kind(raw)}")
@@ -242,6 +252,11 @@ class _Reader(Checks):
                 if not syntax.accepts(task_id):
                     self.bad(f"{key}.tasks.ids[{i}]", f"expected {syntax.description}, got {task_id[:100]!r}")
         labels = self.labels(f"{key}.labels", raw.get("labels"))
+        partitions = self.integer(f"{key}.partitions", raw.get("partitions", 1), 1, MAX_PARTITIONS)
+        if partitions > 1 and tasks.discover:
+            self.bad(
+                f"{key}.partitions", "expected 1 with tasks.discover: true (every partition would list every task)"
+            )
         batch = raw.get("batch_size")
         batch_cap = self.providers[account.provider].batch_size if account else 100_000
         return TaskSetConfig(
@@ -261,6 +276,7 @@ class _Reader(Checks):
             not_found_after=self.integer(f"{key}.not_found_after", raw.get("not_found_after", 3), 1, 1000),
             per_task_series=self.integer(f"{key}.per_task_series", raw.get("per_task_series", 0), 0, 10000),
             max_tasks=self.integer(f"{key}.max_tasks", raw.get("max_tasks", MAX_TASKS), 1, 10 * MAX_TASKS),
+            partitions=partitions,
         )
 
     def tasks(self, key: str, raw: Any) -> TaskSource:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import time
@@ -22,7 +23,7 @@ import aiohttp
 from aiohttp import web
 
 from exporter import __version__
-from exporter.core import listener, push
+from exporter.core import listener, partitions, push
 from exporter.core.config import Config, TaskSetConfig
 from exporter.core.errors import ConfigError
 from exporter.core.exposition import NegotiatedExposition
@@ -135,23 +136,33 @@ class Daemon:
         if self.placement is not None and (why := self.placement.not_ready()) is not None:
             return why
         waiting = [
-            ts.name
+            unit
             for ts in self.config.task_sets
-            if (self.placement is None or self.placement.holds(ts.name))
-            and (not (st := self.store.sets.get(ts.name)) or not (st.polled or st.restored))
+            for unit in partitions.units(ts)
+            if (self.placement is None or self.placement.holds(unit))
+            and (not (st := self.store.sets.get(unit)) or not (st.polled or st.restored))
         ]
         return f"waiting for the first poll of {', '.join(waiting)}" if waiting else None
 
     async def push(self, task_set: TaskSetConfig, ids: list[str]) -> tuple[int, int | None]:
-        """Track pushed IDs (saved before this returns); how many were new, and how many the set
-        tracks here (None when another replica holds it)."""
-        name = task_set.name
-        if self.placement is None or self.placement.holds(name):
-            added = await push.track(self.store, name, ids, task_set.max_tasks)
-            return added, len(self.store.sets[name].tasks)
+        """Track pushed IDs (saved before this returns), each in its partition, wherever that is
+        polled; how many were new, and how many the set tracks (None when not all of it is here)."""
         account = self.config.accounts[task_set.account]
         syntax = self.providers[account.provider].task_id_syntax(account)
-        return await self.placement.push(task_set, ids, syntax), None
+        push.check_syntax(ids, syntax)  # all or nothing: no partition tracks any of a bad push
+        added, tracked = 0, 0
+        groups = partitions.by_unit(task_set, ids)
+        for unit, some in groups.items():
+            unit_set = dataclasses.replace(task_set, name=unit, max_tasks=task_set.max_tasks // task_set.partitions)
+            if self.placement is None or self.placement.holds(unit):
+                added += await push.track(self.store, unit, some, unit_set.max_tasks)
+            else:
+                added += await self.placement.push(unit_set, some, syntax)
+        for unit in partitions.units(task_set):
+            if unit not in self.store.sets:
+                return added, None
+            tracked += len(self.store.sets[unit].tasks)
+        return added, tracked
 
     def _fatal(self, err: Exception) -> None:
         self.fatal = self.fatal or err

@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from exporter.core.provider import IdSyntax
 from exporter.core.state import StateStore
 
 MAX_PUSH_BYTES = 4 * 1024 * 1024  # as sent and decoded: 100,000 IDs of 40 characters fit
@@ -100,14 +101,19 @@ async def _read_body(request: web.Request) -> bytes:
     return bytes(out)
 
 
+def check_syntax(ids: list[str], syntax: IdSyntax | None) -> None:
+    """Refuse (400) a push with an ID that is not in the provider's syntax."""
+    bad = next((i for i in ids if syntax is not None and not syntax.accepts(i)), None)
+    if bad is not None:
+        what = syntax.description if syntax else "a task ID"
+        raise Refused(400, f"expected each ID to be {what}, got {bad[:100]!r}", "malformed")
+
+
 async def track(store: StateStore, name: str, ids: list[str], max_tasks: int) -> int:
     """Track `ids` in set `name` unless that would pass `max_tasks`; returns how many were new."""
     await store.restore(name)  # tombstones first: a forgotten ID pushed again stays forgotten
     st = store.sets[name]
-    bad = next((i for i in ids if i not in st.tasks and st.refused(i) == "syntax"), None)
-    if bad is not None:
-        what = st.id_syntax.description if st.id_syntax else "a task ID"
-        raise Refused(400, f"expected each ID to be {what}, got {bad[:100]!r}", "malformed")
+    check_syntax(ids, st.id_syntax)
     new = len(set(ids).difference(st.tasks))
     if len(st.tasks) + new > max_tasks:
         raise Refused(

@@ -17,11 +17,12 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
 from typing import Protocol
 
 import backoff
 
+from exporter.core import partitions
 from exporter.core.config import TaskSetConfig
 from exporter.core.errors import AuthFailed, ProviderError, StateFileError, StoreUnavailable, Unavailable
 from exporter.core.memory import release_free_memory
@@ -144,7 +145,7 @@ class TaskSetRunner:
         await self.state.restore()
         now = self.clock()
         for where, ids in self.source.read():
-            self.state.track(ids, now, where)
+            self.state.track(self._mine(ids), now, where)
         if self.holding is not None:
             self.state.track(await self.holding.pushed(), now, "a push")
         started_mono = time.monotonic()
@@ -178,6 +179,13 @@ class TaskSetRunner:
         release_free_memory()
         self._log_health(error)
         return outcome
+
+    def _mine(self, ids: Iterable[str]) -> Iterable[str]:
+        """The IDs of this runner's partition (all of them for a set of one partition)."""
+        partition, count = self.config.partition, self.config.partitions
+        if partition is None:
+            return ids
+        return [i for i in ids if partitions.partition_of(i, count) == partition]
 
     async def _fetch(self, now: float, results: list[FetchResult]) -> None:
         """Discovery where configured, then the due tasks; answers land in `results` as they come."""

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from exporter.core.secrets import Secret
 
 MAX_TASKS = 1_000_000  # default per-set cap on tracked tasks (the core is built for this many)
+MAX_PARTITIONS = 256
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,8 @@ class TaskSetConfig:
     poll_timeout: float = 60.0  # deadline of one poll: fetches, retries and rate-limit waits
     tombstone_retention: float = 14 * 86400.0  # how long a forgotten ID stays ignored
     max_tasks: int = MAX_TASKS  # pushed IDs past this many tracked tasks are refused (413)
+    partitions: int = 1  # units polled (and leased among replicas) apart, by a hash of the task ID
+    partition: int | None = None  # set on a unit's copy of its set's config: the partition it polls
 
 
 @dataclass(frozen=True)

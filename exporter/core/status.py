@@ -10,6 +10,7 @@ import html
 from typing import Any
 
 from exporter import __version__
+from exporter.core import partitions
 from exporter.core.config import Config
 from exporter.core.secrets import redact, redact_userinfo
 from exporter.core.selfmetrics import ReloadStatus
@@ -27,12 +28,12 @@ def safe_message(text: str) -> str:
 def status_document(config: Config, store: StateStore, reload: ReloadStatus, now: float) -> dict[str, Any]:
     """The JSON status: the config's reload state and, per task set, health, errors and freshness."""
     sets = []
-    for ts in config.task_sets:
-        st = store.sets.get(ts.name)
+    for ts, unit in [(t, unit) for t in config.task_sets for unit in partitions.units(t)]:
+        st = store.sets.get(unit)  # absent: not polled by this process (yet)
         last_success = st.last_success if st else None
         sets.append(
             {
-                "name": ts.name,
+                "name": unit,
                 "provider": ts.provider,
                 "health": "waiting" if st is None or not st.polled else ("up" if st.up else "down"),
                 "tracked_tasks": len(st.tasks) if st else 0,
