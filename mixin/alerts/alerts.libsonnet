@@ -4,6 +4,7 @@ local groups(c) = [
   (import 'tasks.libsonnet')(c),
   (import 'polling.libsonnet')(c),
   (import 'exporter.libsonnet')(c),
+  (import 'cluster.libsonnet')(c),
 ];
 
 {

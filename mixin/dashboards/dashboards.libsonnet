@@ -114,7 +114,8 @@ function(c)
       'Upload status / Overview',
       'Upload backlogs, failures, ETAs and poll health of every provider watched by upload-status-exporter.',
       [['At a glance', glance]]
-      + rowsOf(wide, [wide.by_state, wide.pending, wide.eta, wide.progress], 'Polling and provider APIs', []),
+      + rowsOf(wide, [wide.by_state, wide.pending, wide.eta, wide.progress], 'Polling and provider APIs',
+               [['Replicas on Redis', (import 'cluster.libsonnet')(c, q)]]),
       [g.variableDs()] + targetVariables,
     );
 
