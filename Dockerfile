@@ -6,6 +6,12 @@ COPY exporter ./exporter
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim
+ARG VERSION=0.1.0
+LABEL org.opencontainers.image.title="upload-status-exporter" \
+      org.opencontainers.image.description="Prometheus exporter for upload-task status APIs (Yandex Direct, ipernity, encoding.com, Alibaba Cloud VOD)" \
+      org.opencontainers.image.source="https://github.com/upload-status-exporter/upload-status-exporter" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}"
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin exporter
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from tests.prometheus_stack import REPLICAS, RULES, Stack, grafana_to_promql
-from tests.test_grafana import RUNBOOK_URL
+from tests.test_grafana import CLUSTER_SERIES, RUNBOOK_URL, series_in
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARDS = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
@@ -101,7 +101,10 @@ def test_every_dashboard_query_parses_and_returns_data(stack: Stack) -> None:
     for board, title, expr in queries:
         answer = stack.query(expr)
         assert answer["status"] == "success", f"{board} / {title}: {expr}: {answer}"
-    waiting = list(queries)
+    # The stack runs no Redis, so the replicas' cluster series are absent: those queries must
+    # parse and run, and are not waited on for data.
+    waiting = [(b, t, e) for b, t, e in queries if not series_in(e) <= CLUSTER_SERIES]
+    assert len(waiting) > 40
 
     def all_have_data() -> bool:
         waiting[:] = [(b, t, e) for b, t, e in waiting if not stack.query(e)["data"]["result"]]
