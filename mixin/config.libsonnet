@@ -20,9 +20,10 @@
     configMismatchFor: '15m',
     leaseLossesPerHour: 6,
 
-    // The labels that name one series of a task set, whichever replica exports it: dashboards
-    // take the max over replicas by these (and the metric's own labels) before they sum.
-    setLabels: 'job, provider, task_set',
+    // The labels that name one series of a task set (or of one partition of it), whichever
+    // replica exports it: dashboards take the max over replicas by these (and the metric's own
+    // labels) before they sum, so partitions held by different replicas add up.
+    setLabels: 'job, provider, task_set, partition',
 
     // What the providers declare (exporter/providers), written by scripts/grafana_mixin.py.
     providers: import 'lib/providers.json',

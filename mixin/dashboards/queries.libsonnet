@@ -28,6 +28,6 @@ function(c) {
   pollAge(q)::
     local last = q('upload_poll_last_success_timestamp_seconds');
     local started = 'process_start_time_seconds{%s}' % std.join(', ', targetFilters);
-    'time() - max by (provider, task_set) (%s > 0) or max by (provider, task_set) ' % last
+    'time() - max by (provider, task_set, partition) (%s > 0) or max by (provider, task_set, partition) ' % last
     + '((%s == 0) + on (job, instance) group_left () (time() - %s))' % [last, started],
 }
