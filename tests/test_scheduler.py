@@ -9,7 +9,8 @@ import time
 
 from exporter.core.errors import Throttled, Unavailable
 from exporter.core.ratelimit import WINDOW_SECONDS, AccountLimiter
-from exporter.core.scheduler import Scheduler, retry_waits
+from exporter.core.retries import retry_waits
+from exporter.core.scheduler import Scheduler
 
 
 def two_sets(yandex, **account):

@@ -260,11 +260,7 @@ class RedisPlacement:
 
     async def _store_down(self, err: RedisError) -> None:
         if self.store_up or not self.joined:
-            log.warning(
-                "the shared state store (Redis) cannot be reached (%s); polling stops, the last values are "
-                "served with upload_store_up 0",
-                type(err).__name__,
-            )
+            log.warning("Redis cannot be reached (%s); polling stops, the last values stay", type(err).__name__)
         self.store_up = False
         self.joined = True
         for unit, held in list(self.held.items()):

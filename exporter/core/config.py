@@ -6,7 +6,6 @@ naming the file, the key path (`task_sets[2].interval`) and what was expected.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 from yarl import URL
 
 from exporter.core import yamlfile
-from exporter.core.configcheck import Checks, brief, keyname, kind
+from exporter.core.configcheck import LABEL_NAME, RESERVED_LABELS, Checks, brief, closest, keyname, kind
 from exporter.core.errors import ConfigError
 from exporter.core.provider import AccountField, ProviderRegistry
 from exporter.core.secrets import redact_userinfo
@@ -28,27 +27,6 @@ from exporter.core.settings import (
     TaskSetConfig,
     TaskSource,
 )
-
-LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-RESERVED_LABELS = frozenset(
-    {
-        "provider",
-        "task_set",
-        "partition",
-        "state",
-        "status",
-        "fault_code",
-        "code",
-        "result",
-        "le",
-        "task_id",
-        "instance",
-        "job",
-        "version",
-        "python_version",
-    }
-)
-
 
 __all__ = ["AccountConfig", "Config", "ProxyConfig", "TaskSetConfig", "TaskSource", "load", "parse"]
 
@@ -83,7 +61,7 @@ class _Reader(Checks):
             return {}
         for k in value:
             if k not in allowed:
-                hint = _closest(str(k), allowed)
+                hint = closest(str(k), allowed)
                 self.bad(
                     f"{key}.{keyname(k)}" if key else keyname(k),
                     f"unknown key{f'; did you mean {hint!r}' if hint else ''} (allowed: {', '.join(allowed)})",
@@ -313,8 +291,3 @@ class _Reader(Checks):
             else:
                 out[str(k)] = str(v)
         return out
-
-
-def _closest(word: str, choices: Sequence[str]) -> str | None:
-    match = difflib.get_close_matches(word, choices, n=1)
-    return match[0] if match else None

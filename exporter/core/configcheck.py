@@ -6,9 +6,11 @@ bounded, and every message shows at most a short excerpt of the value it refuses
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,25 @@ DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 MAX_DURATION = 366 * 86400.0  # a year: anything longer is a typo, and .inf never fires
 MAX_SECRET_BYTES = 64 * 1024
+LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+RESERVED_LABELS = frozenset(
+    {
+        "provider",
+        "task_set",
+        "partition",
+        "state",
+        "status",
+        "fault_code",
+        "code",
+        "result",
+        "le",
+        "task_id",
+        "instance",
+        "job",
+        "version",
+        "python_version",
+    }
+)
 
 
 class Checks:
@@ -116,3 +137,9 @@ def keyname(key: Any) -> str:
         text = repr(text)
         text = text if len(text) <= 60 else text[:57] + "..."
     return text
+
+
+def closest(word: str, choices: Sequence[str]) -> str | None:
+    """The choice most like `word` (for a did-you-mean), if any is close."""
+    match = difflib.get_close_matches(word, choices, n=1)
+    return match[0] if match else None

@@ -17,39 +17,23 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Protocol
 
-import backoff
-
-from exporter.core import partitions
+from exporter.core import partitions, retries
 from exporter.core.config import TaskSetConfig
 from exporter.core.errors import AuthFailed, ProviderError, StateFileError, StoreUnavailable, Unavailable
 from exporter.core.memory import release_free_memory
 from exporter.core.model import FetchResult, RequestTally
 from exporter.core.provider import Discovering, Provider
+from exporter.core.retries import BACKOFF_BASE_SECONDS
 from exporter.core.sources import TaskIdSource
 from exporter.core.state import PollOutcome, StateStore
 
 log = logging.getLogger(__name__)
 
-BACKOFF_BASE_SECONDS = 1.0
-BACKOFF_CAP_SECONDS = 60.0
 MAX_WORKERS = 8  # batches in flight per set; the account limiter has the last word
 TOMBSTONE_SWEEP_SECONDS = 3600.0  # how often expired tombstones are looked for
-
-
-def retry_waits(base: float, cap: float) -> Generator[float, ProviderError | None, None]:
-    """Full-jitter exponential waits, never shorter than the server's Retry-After, capped."""
-    error = yield  # type: ignore[misc]  # backoff primes the generator with send(None)
-    attempt = 0
-    while True:
-        wait = random.uniform(0, min(cap, base * 2**attempt))
-        if error is not None:
-            floor = max(error.retry_after or 0.0, error.pause or 0.0)
-            wait = max(wait, min(floor, cap))
-        attempt += 1
-        error = yield wait
 
 
 class Holding(Protocol):
@@ -230,18 +214,9 @@ class TaskSetRunner:
             raise failures[0]
 
     async def _with_retries(self, call: Callable[[], Awaitable[FetchResult]]) -> FetchResult:
-        """Call with backoff on retryable ProviderErrors, bounded in tries and time."""
-        retrying = backoff.on_exception(
-            lambda: retry_waits(self.backoff_base, BACKOFF_CAP_SECONDS),
-            ProviderError,
-            max_tries=self.config.max_tries,
-            max_time=self.config.max_retry_time,
-            giveup=lambda e: not getattr(e, "retryable", False),
-            jitter=None,
-            logger=None,
-        )(call)
-        result: FetchResult = await retrying()
-        return result
+        return await retries.call(
+            call, base=self.backoff_base, max_tries=self.config.max_tries, max_time=self.config.max_retry_time
+        )
 
     def _log_health(self, error: ProviderError | None) -> None:
         name, provider = self.config.name, self.provider.name

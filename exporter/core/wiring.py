@@ -18,7 +18,8 @@ from exporter.core.placement import Placement
 from exporter.core.provider import ProviderRegistry
 from exporter.core.proxy import proxy_settings
 from exporter.core.ratelimit import AccountLimiter
-from exporter.core.scheduler import BACKOFF_BASE_SECONDS, Scheduler, TaskSetRunner
+from exporter.core.retries import BACKOFF_BASE_SECONDS
+from exporter.core.scheduler import Scheduler, TaskSetRunner
 from exporter.core.state import StateStore
 
 
