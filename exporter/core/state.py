@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Collection, Iterable, Iterator
 from typing import Any
 
 from exporter.core import dump
+from exporter.core.errors import StoreUnavailable
 from exporter.core.model import PollOutcome
 from exporter.core.provider import IdSyntax, Vocabulary
 from exporter.core.sink import StateSink
@@ -207,9 +208,13 @@ class StateStore:
             await self.sink.save(changes, chunks())
 
     async def close(self) -> None:
-        """Save every set and close the sink."""
+        """Save every set and close the sink. A set a shared store will not take now is left to
+        its lease: its last changes are polled again by whoever holds it next."""
         for name in list(self.sets):
-            await self.flush(name)
+            try:
+                await self.flush(name)
+            except StoreUnavailable as err:
+                log.warning("set %s not saved at stop: %s", name, err)
         if self.sink is not None:
             await self.sink.close()
 
