@@ -6,6 +6,7 @@ sets another replica holds. Real processes, a real redis-server, simulators on 1
 from __future__ import annotations
 
 import secrets
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -332,5 +333,27 @@ def test_partitions_of_one_set_are_held_apart_and_add_up(tmp_path: Path, world: 
             20.0,
             f"the partitions' totals to add up to the truth {truth}",
         )
+    finally:
+        group.stop()
+
+
+def test_a_reload_keeps_the_sets_a_replica_holds(tmp_path: Path, world: World, redis: RedisServer) -> None:
+    config, _ = make_config(world, finish_in=600.0)
+    group = replicas(tmp_path, world, config, redis)
+    group.start()
+    name = f"set-{VOD}"
+    try:
+        holder = group.sole_holder(name, 20.0)
+        time.sleep(2 * group.ttl)  # past the start-up hand-overs
+        exporter = group.exporters[holder]
+        since = exporter.log_size()
+        assert exporter.proc is not None
+        exporter.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "config reloaded" in exporter.log_text(since), 10.0, "the reload")
+        asked = time.time()
+        time.sleep(2 * group.ttl)
+        assert group.holders(name) == [holder]
+        assert "gave up task set" not in exporter.log_text(since), exporter.log_text(since)
+        assert calls(world, VOD, asked), "the holder stopped polling after the reload"
     finally:
         group.stop()

@@ -192,8 +192,8 @@ class RedisPlacement:
                     await self._lost(unit, "its lease expired or was taken over")
             for unit in list(self.held):
                 owner = rightful(self.members, unit)
-                running = self._scheduler is not None and self._scheduler.running(unit)
-                if unit not in self.units or (owner not in (None, self.replica)) or not running:
+                ended = self._scheduler is not None and self._scheduler.ended(unit)
+                if unit not in self.units or (owner not in (None, self.replica)) or ended:
                     await self._give_up(unit)
             await self._take_free(free, sent)
 

@@ -273,6 +273,11 @@ class Scheduler:
         task = self._tasks.get(name)
         return task is not None and not task.done()
 
+    def ended(self, name: str) -> bool:
+        """The runner stopped by itself (its store failed it), not because it was asked to."""
+        task = self._tasks.get(name)
+        return task is not None and task.done()
+
     async def stop_runner(self, name: str, timeout: float = 5.0) -> None:
         """Ask one runner to stop, cancel it if it still runs after `timeout`, and wait."""
         task = self._tasks.pop(name, None)
