@@ -19,7 +19,19 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 
-from benchmarks import auth, calls, common, ingest, ratecap, scale, stalls, stalls_report, tombstones
+from benchmarks import (
+    auth,
+    calls,
+    common,
+    ingest,
+    ratecap,
+    replicas,
+    replicas_report,
+    scale,
+    stalls,
+    stalls_report,
+    tombstones,
+)
 from exporter.core.memory import tune_collector
 
 CALL_TASKS, CALL_CYCLES = 1_000, 4
@@ -296,6 +308,10 @@ async def section_stalls(checks: Checks, sizes: tuple[int, ...] = stalls.SIZES) 
     checks.extend(stalls_report.report(results))
 
 
+async def section_replicas(checks: Checks) -> None:
+    checks.extend(replicas_report.report(await replicas.measure()))
+
+
 SECTIONS: dict[str, Callable[[Checks], Awaitable[None]]] = {
     "calls": section_calls,
     "scale": section_scale,
@@ -304,6 +320,7 @@ SECTIONS: dict[str, Callable[[Checks], Awaitable[None]]] = {
     "tombstones": section_tombstones,
     "auth": auth_section,
     "stalls": section_stalls,
+    "replicas": section_replicas,
 }
 
 
