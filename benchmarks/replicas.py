@@ -20,10 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -33,10 +29,10 @@ from typing import Any
 
 import aiohttp
 import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks import common
 from benchmarks.redis_server import RedisServer
+from benchmarks.replica_group import START_SECONDS, STEP_SECONDS, Group, Scrape, value
 from exporter.core.state import StateStore
 from exporter.providers import PROVIDERS
 from exporter.simulator.aliyun_vod import AliyunVodSimulator
@@ -45,7 +41,7 @@ from exporter.simulator.base import Simulator
 REPLICAS = 3
 TTL_SECONDS = 3.0  # --state.redis-lease-ttl (its minimum)
 INTERVAL_SECONDS = 1.0  # every set's
-TASKS = 120  # a provider's set: 1, 2, 3 and 12 calls a poll
+TASKS = 120  # a provider's set: from 1 to 12 calls a poll, by its batch cap
 PENDING_SECONDS = 3_600.0  # tasks that stay pending all through
 RATE_LIMIT = 100.0  # the measured sets' accounts: pacing is not what this figure is about
 CAP, CAP_SETS, CAP_TASKS = 5.0, 6, 60  # one VOD account: 6 sets of 6 calls a poll, 36 calls a second asked
@@ -53,14 +49,8 @@ WINDOW_SECONDS = 8.0
 QUIET_SECONDS = 0.3  # no call to a measured set this long before and after a snapshot: no poll under way
 KILLS = 3
 KILLED_SET = "set-aliyun_vod"
-START_SECONDS = 30.0  # start-up of a replica on a busy 2-core machine
 SETTLE_SECONDS = 2 * TTL_SECONDS  # hand-overs while replicas join
-STEP_SECONDS = 0.05
 MEASURED = ("yandex_direct", "encoding_com", "aliyun_vod")  # no ETA deferral: a fixed number of calls a poll
-ROOT = Path(__file__).resolve().parent.parent
-TIMEOUT = aiohttp.ClientTimeout(total=3)
-
-Scrape = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 @dataclass(frozen=True)
@@ -89,14 +79,6 @@ class Figure:
     takeovers: list[float]  # seconds from the kill to the next call
 
 
-def value(scrape: Scrape | None, name: str, **labels: str) -> float:
-    """The sum of the samples of `name` carrying `labels` (0 without a scrape)."""
-    if scrape is None:
-        return 0.0
-    wanted = set(labels.items())
-    return sum(v for (n, ls), v in scrape.items() if n == name and wanted <= ls)
-
-
 def busiest_second(times: Sequence[float]) -> int:
     """The most calls in any window of one second."""
     ordered, most, first = sorted(times), 0, 0
@@ -109,82 +91,6 @@ def busiest_second(times: Sequence[float]) -> int:
 
 def calls_between(sim: Simulator, since: float, until: float) -> list[float]:
     return [r.at for r in list(sim.received) if since < r.at <= until]
-
-
-class Replica:
-    """One exporter process on a port of its own; started again (on a new port) after a kill."""
-
-    def __init__(self, workdir: Path, index: int, args: list[str], env: dict[str, str]) -> None:
-        self.log = workdir / f"replica{index}.log"
-        self.args, self.env = args, env
-        self.port = 0
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def spawn(self) -> None:
-        self.port = common.free_port()
-        argv = [sys.executable, "-m", "exporter", *self.args, f"--web.listen-address=127.0.0.1:{self.port}"]
-        with self.log.open("ab") as err:
-            self.proc = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=err)
-
-    async def ready(self, session: aiohttp.ClientSession) -> None:
-        await common.wait_http(session, f"http://127.0.0.1:{self.port}/-/ready", START_SECONDS)
-
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-    async def scrape(self, session: aiohttp.ClientSession) -> Scrape | None:
-        if not self.running():
-            return None
-        try:
-            async with session.get(f"http://127.0.0.1:{self.port}/metrics", timeout=TIMEOUT) as resp:
-                text = await resp.text() if resp.status == 200 else ""
-        except (aiohttp.ClientError, TimeoutError):
-            return None
-        families = text_string_to_metric_families(text) if text else []
-        return {(s.name, frozenset(s.labels.items())): s.value for f in families for s in f.samples}
-
-
-class Group:
-    """The replicas over one config and one Redis."""
-
-    def __init__(self, workdir: Path, config: Path, redis_url: str) -> None:
-        args = [
-            f"--config.file={config}",
-            "--log.level=warn",
-            f"--state.redis-url={redis_url}",
-            f"--state.redis-lease-ttl={TTL_SECONDS:g}",
-        ]
-        env = {**os.environ, "NO_PROXY": "127.0.0.1,localhost"}  # loopback only
-        self.replicas = [Replica(workdir, i, args, env) for i in range(REPLICAS)]
-
-    async def start(self, session: aiohttp.ClientSession) -> None:
-        for r in self.replicas:
-            r.spawn()
-        for r in self.replicas:
-            await r.ready(session)
-
-    def kill_all(self) -> None:
-        for r in self.replicas:
-            r.kill()
-
-    async def scrapes(self, session: aiohttp.ClientSession) -> list[Scrape | None]:
-        return list(await asyncio.gather(*(r.scrape(session) for r in self.replicas)))
-
-    async def sole_holder(self, session: aiohttp.ClientSession, name: str, timeout: float) -> int:
-        """Wait until exactly one replica says it holds the set's lease; its index."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            scrapes = await self.scrapes(session)
-            held = [i for i, s in enumerate(scrapes) if value(s, "upload_lease_held", task_set=name)]
-            if len(held) == 1:
-                return held[0]
-            await asyncio.sleep(STEP_SECONDS * 4)
-        raise RuntimeError(f"no sole holder of {name} in {timeout:.0f}s [{common.tail(self.replicas[0].log)}]")
 
 
 async def snapshot(
@@ -241,7 +147,7 @@ async def window(
 
 
 async def takeover(session: aiohttp.ClientSession, group: Group, sim: Simulator) -> float:
-    """Kill the set's holder; seconds until the set's simulator gets a call again."""
+    """Kill the set's holder; seconds until the set's simulator gets a call again (from another replica)."""
     holder = await group.sole_holder(session, KILLED_SET, START_SECONDS)
     killed = time.time()
     group.replicas[holder].kill()
@@ -250,14 +156,34 @@ async def takeover(session: aiohttp.ClientSession, group: Group, sim: Simulator)
     earliest = killed + TTL_SECONDS * 2 / 3
     deadline = time.monotonic() + 3 * (TTL_SECONDS + INTERVAL_SECONDS)
     while time.monotonic() < deadline:
-        calls = calls_between(sim, earliest, math.inf)
-        if calls:
-            took = min(calls) - killed
-            new = await group.sole_holder(session, KILLED_SET, START_SECONDS)
-            assert new != holder, new
-            return took
+        if calls := calls_between(sim, earliest, math.inf):
+            if await group.sole_holder(session, KILLED_SET, START_SECONDS) == holder:
+                raise RuntimeError(f"{KILLED_SET} still held by the killed replica")
+            return min(calls) - killed
         await asyncio.sleep(STEP_SECONDS)
     raise RuntimeError(f"{KILLED_SET} not polled again in {3 * (TTL_SECONDS + INTERVAL_SECONDS):.0f}s")
+
+
+async def run(
+    session: aiohttp.ClientSession, group: Group, sims: dict[str, Simulator], capped: AliyunVodSimulator
+) -> Figure:
+    # The batches of one process: its runners, wired as the daemon wires them (never started).
+    raw = yaml.safe_load(group.config.read_text())
+    caps = {r.config.name: r.batch_size for r in common.runners(raw, StateStore(), session)}
+    await group.start(session)
+    for name in [*(f"set-{p}" for p in sims), *(f"capped-{i}" for i in range(CAP_SETS))]:
+        await group.sole_holder(session, name, START_SECONDS)
+    await asyncio.sleep(SETTLE_SECONDS)
+    seconds, rows, cap_calls, spread = await window(session, group, sims, capped, caps)
+    took: list[float] = []
+    for kill in range(KILLS):
+        took.append(await takeover(session, group, sims["aliyun_vod"]))
+        if kill < KILLS - 1:
+            killed = next(r for r in group.replicas if not r.running())
+            killed.spawn()  # back to three, then past the hand-overs its return brings
+            await killed.ready(session)
+            await asyncio.sleep(TTL_SECONDS)
+    return Figure(seconds, rows, CAP, len(cap_calls), busiest_second(cap_calls), capped.throttled, spread, took)
 
 
 async def measure() -> Figure:
@@ -267,36 +193,19 @@ async def measure() -> Figure:
         workdir = Path(tmp)
         (workdir / "redis").mkdir()
         redis = RedisServer(workdir / "redis")
-        redis.start()
-        for sim in [*sims.values(), capped]:
-            await sim.start()
+        group: Group | None = None
         try:
-            raw = config(sims, capped)
+            redis.start()
+            for sim in [*sims.values(), capped]:
+                await sim.start()
             path = workdir / "config.yaml"
-            path.write_text(yaml.safe_dump(raw))
-            group = Group(workdir, path, redis.url)
+            path.write_text(yaml.safe_dump(config(sims, capped)))
+            group = Group(workdir, path, redis.url, REPLICAS, TTL_SECONDS)
             async with aiohttp.ClientSession() as session:
-                # The batches of one process: its runners, wired as the daemon wires them (never started).
-                caps = {r.config.name: r.batch_size for r in common.runners(raw, StateStore(), session)}
-                try:
-                    await group.start(session)
-                    for name in [*(f"set-{p}" for p in sims), *(f"capped-{i}" for i in range(CAP_SETS))]:
-                        await group.sole_holder(session, name, START_SECONDS)
-                    await asyncio.sleep(SETTLE_SECONDS)
-                    seconds, rows, cap_calls, spread = await window(session, group, sims, capped, caps)
-                    throttled = capped.throttled
-                    took = []
-                    for kill in range(KILLS):
-                        took.append(await takeover(session, group, sims["aliyun_vod"]))
-                        if kill < KILLS - 1:
-                            killed = next(r for r in group.replicas if not r.running())
-                            killed.spawn()  # back to three, then past the hand-overs its return brings
-                            await killed.ready(session)
-                            await asyncio.sleep(TTL_SECONDS)
-                finally:
-                    group.kill_all()
+                return await run(session, group, sims, capped)
         finally:
+            if group is not None:
+                group.kill_all()  # measured: no need to let them stop gently
             for sim in [*sims.values(), capped]:
                 await sim.stop()
             redis.stop()
-    return Figure(seconds, rows, CAP, len(cap_calls), busiest_second(cap_calls), throttled, spread, took)

@@ -47,6 +47,7 @@ def report(f: Figure) -> Checks:
     ]
 
     respected = f.cap_busiest <= f.cap
+    spread = sum(n > 0 for n in f.spread)  # replicas holding sets of the account: more than one, or nothing is shared
     common.table(
         f"Alibaba Cloud VOD, one account capped at {f.cap:.0f}/s: {CAP_SETS} sets asking "
         f"{CAP_SETS * 6 / INTERVAL_SECONDS:.0f} calls a second, spread over the replicas, {f.window:.1f} s",
@@ -73,8 +74,8 @@ def report(f: Figure) -> Checks:
     )
     checks.append(
         (
-            f"calls on one account in any one second, its sets on {sum(n > 0 for n in f.spread)} replicas, <= its cap",
-            respected and f.cap_throttled == 0,
+            f"calls on one account in any one second, its sets on {spread} replicas, <= its cap",
+            respected and f.cap_throttled == 0 and spread > 1,
             f"{f.cap_busiest} (cap {f.cap:.0f}, {f.cap_throttled} throttled)",
         )
     )
