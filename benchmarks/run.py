@@ -3,6 +3,7 @@
     python -m benchmarks.run                  every section (about eight minutes on 2 cores)
     python -m benchmarks.run --only stalls    one section (or several, comma-separated)
     python -m benchmarks.run --only stalls --stalls-tasks 100000    the stalls section at one size
+    python -m benchmarks.run --only replicas  three replicas on one redis-server (redis-server on PATH)
     python -m benchmarks.run --auth           only the basic-auth flood section (same as --only auth)
     python -m benchmarks.run --profile        also profile the Yandex Direct ingest (pyinstrument)
 
@@ -15,11 +16,24 @@ import argparse
 import asyncio
 import os
 import platform
+import shutil
 import sys
 import time
 from collections.abc import Awaitable, Callable
 
-from benchmarks import auth, calls, common, ingest, ratecap, scale, stalls, stalls_report, tombstones
+from benchmarks import (
+    auth,
+    calls,
+    common,
+    ingest,
+    ratecap,
+    replicas,
+    replicas_report,
+    scale,
+    stalls,
+    stalls_report,
+    tombstones,
+)
 from exporter.core.memory import tune_collector
 
 CALL_TASKS, CALL_CYCLES = 1_000, 4
@@ -296,6 +310,13 @@ async def section_stalls(checks: Checks, sizes: tuple[int, ...] = stalls.SIZES) 
     checks.extend(stalls_report.report(results))
 
 
+async def section_replicas(checks: Checks) -> None:
+    if shutil.which("redis-server") is None:  # scripts/ensure-test-tools installs it, as `make test` does
+        checks.append(("replicas section: redis-server on PATH", False, "not found (Debian package redis-server)"))
+        return
+    checks.extend(replicas_report.report(await replicas.measure()))
+
+
 SECTIONS: dict[str, Callable[[Checks], Awaitable[None]]] = {
     "calls": section_calls,
     "scale": section_scale,
@@ -304,6 +325,7 @@ SECTIONS: dict[str, Callable[[Checks], Awaitable[None]]] = {
     "tombstones": section_tombstones,
     "auth": auth_section,
     "stalls": section_stalls,
+    "replicas": section_replicas,
 }
 
 
