@@ -24,7 +24,13 @@ MAX_TASKS = 10
 def config(monkeypatch: pytest.MonkeyPatch) -> tuple[TaskSetConfig, IdSyntax]:
     monkeypatch.setenv("INBOX_TEST_TOKEN", "inbox-test-token-0123456789")
     account = {"provider": "yandex_direct", "endpoint": "http://127.0.0.1:9/", "token": {"env": "INBOX_TEST_TOKEN"}}
-    task_set = {"name": "s", "account": "d", "interval": 60, "max_tasks": MAX_TASKS, "tasks": {"push_token": {"env": "INBOX_TEST_TOKEN"}}}
+    task_set = {
+        "name": "s",
+        "account": "d",
+        "interval": 60,
+        "max_tasks": MAX_TASKS,
+        "tasks": {"push_token": {"env": "INBOX_TEST_TOKEN"}},
+    }
     cfg = config_mod.parse({"accounts": {"d": account}, "task_sets": [task_set]}, PROVIDERS, "inbox.yaml")
     return cfg.task_sets[0], PROVIDERS["yandex_direct"].task_id_syntax(cfg.accounts["d"])
 
@@ -43,7 +49,7 @@ async def holder_with_history(redis: Redis) -> Replica:
 
 
 async def inbox_of(redis: Redis) -> set[str]:
-    return set(await redis.smembers(KEYS.unit("s").inbox))
+    return {str(i) for i in await redis.smembers(KEYS.unit("s").inbox)}
 
 
 async def test_a_push_queues_only_ids_not_tracked_forgotten_or_queued(

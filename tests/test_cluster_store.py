@@ -13,9 +13,9 @@ from exporter.core import ledger, state
 from exporter.core.errors import StoreUnavailable
 from exporter.core.model import Tally, TaskStatus
 from tests.cluster_state import (
+    KEYS,
     D,
     E,
-    KEYS,
     N,
     P,
     Replica,
