@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from exporter.core import ledger, state
 from exporter.core.errors import StoreUnavailable
-from exporter.core.model import Tally, TaskStatus
+from exporter.core.model import PollOutcome, Tally, TaskStatus
 from tests.cluster_state import (
     KEYS,
     D,
@@ -71,7 +71,15 @@ async def test_a_save_after_the_lease_was_taken_over_writes_nothing_and_says_so(
     with pytest.raises(StoreUnavailable, match="held by another replica"):
         await a.store.flush("s")
     assert await snapshot(redis, "s") == saved
-    assert a.lost == [("s", "its lease is held by another replica")]
+    # Saves without task rows are fenced as well: tombstones alone, then the aggregates alone.
+    assert a.store.forget_final("s", older_than=300.0, now=10800.0) == 2  # 2 and 3
+    with pytest.raises(StoreUnavailable, match="held by another replica"):
+        await a.store.flush("s")
+    a.store.apply_poll("s", PollOutcome(started=400.0, duration=0.5, results=[], requests={("ok", None): 3}))
+    with pytest.raises(StoreUnavailable, match="held by another replica"):
+        await a.store.flush("s")
+    assert await snapshot(redis, "s") == saved
+    assert a.lost == [("s", "its lease is held by another replica")] * 3
     assert await redis.get(KEYS.unit("s").lease) == "token-b"
 
     # The new holder restores what a saved under its lease, and saves under its own.
