@@ -9,6 +9,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from exporter.cluster import importer
+from exporter.core.errors import StoreUnavailable
 from exporter.core.model import TaskStatus
 from exporter.core.persist import StateFile
 from exporter.core.state import StateStore
@@ -140,3 +144,21 @@ async def test_a_set_a_running_replica_holds_is_not_imported(redis_server: Redis
         "tombstones": {},
         "inbox": set(),
     }
+
+
+async def test_redis_going_away_mid_import_is_one_error_not_a_crash(
+    redis_server: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "state.db"
+    await make_state_file(path)
+    monkeypatch.setattr(importer, "PAGE", 100)
+    read = StateFile.rows
+
+    async def rows(self: StateFile, name: str, after: str, limit: int) -> list[tuple[Any, ...]]:
+        if after:  # the first page is copied: Redis dies before the second
+            redis_server.kill()
+        return await read(self, name, after, limit)
+
+    monkeypatch.setattr(StateFile, "rows", rows)
+    with pytest.raises(StoreUnavailable, match="Redis failed while saving set s: ConnectionError"):
+        await importer.import_file(str(path), client(redis_server), KEYS)
