@@ -162,3 +162,18 @@ async def test_redis_going_away_mid_import_is_one_error_not_a_crash(
     monkeypatch.setattr(StateFile, "rows", rows)
     with pytest.raises(StoreUnavailable, match="Redis failed while saving set s: ConnectionError"):
         await importer.import_file(str(path), client(redis_server), KEYS)
+
+
+async def test_an_import_that_cannot_read_or_write_exits_1_with_one_line(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    missing = run_import(redis_server, tmp_path / "missing.db")
+    assert missing.returncode == 1 and "cannot be read" in missing.stderr
+    assert len(missing.stderr.splitlines()) == 1 and not (tmp_path / "missing.db").exists()
+    path = tmp_path / "state.db"
+    await make_state_file(path)
+    redis_server.stop()
+    down = run_import(redis_server, path)
+    assert down.returncode == 1 and len(down.stderr.splitlines()) == 1, down.stderr
+    assert "Redis failed while importing set s: ConnectionError" in down.stderr
+    assert "127.0.0.1" not in down.stderr and "Traceback" not in down.stderr
