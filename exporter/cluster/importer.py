@@ -7,6 +7,7 @@ import says so and can be run again after its keys are deleted).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import secrets
@@ -62,7 +63,8 @@ async def import_file(path: str, redis: Redis, keys: ClusterKeys) -> dict[str, i
             try:
                 copied[name] = await _copy(source, redis, keys, name, provider, token)
             finally:
-                await leases.release(name, token)
+                with contextlib.suppress(RedisError):  # Redis gone: the lease lapses on its own
+                    await leases.release(name, token)
     finally:
         await source.close()
     return copied

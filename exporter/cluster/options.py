@@ -10,7 +10,7 @@ import argparse
 import os
 import socket
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -70,7 +70,11 @@ def problems(args: argparse.Namespace) -> list[str]:
     parts = urlsplit(args.redis_url)
     if parts.scheme not in ("redis", "rediss", "unix"):
         out.append(f"--state.redis-url: expected a redis://, rediss:// or unix:// URL, got scheme {parts.scheme!r}")
-    if parts.password:
+    try:
+        _ = parts.port  # raises for a port that is not one
+    except ValueError:
+        out.append("--state.redis-url: expected a port from 0 to 65535")
+    if parts.password or "password" in parse_qs(parts.query):  # redis-py takes ?password= too
         out.append(
             f"--state.redis-url: must not carry a password; set ${ENV_PASSWORD} or --state.redis-password-file instead"
         )
