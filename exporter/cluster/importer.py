@@ -23,7 +23,7 @@ from exporter.cluster.keys import ClusterKeys
 from exporter.cluster.leases import Leases
 from exporter.cluster.store import RedisSink, unavailable
 from exporter.core import ledger
-from exporter.core.errors import StateFileError
+from exporter.core.errors import StateFileError, StoreUnavailable
 from exporter.core.persist import StateFile
 from exporter.core.sink import SetChanges
 
@@ -91,6 +91,10 @@ async def _copy(source: StateFile, redis: Redis, keys: ClusterKeys, name: str, p
         counters: dict[Any, Any] = ledger.from_aggregates(saved.aggregates)
         await redis.hset(keys.unit(name).counters, mapping=counters)
         await sink.save(changes, pages())
-    except RedisError as err:
-        raise unavailable(err, f"importing set {name}") from None
+    except (RedisError, StoreUnavailable) as err:
+        failed = unavailable(err, f"importing set {name}") if isinstance(err, RedisError) else err
+        raise StoreUnavailable(
+            f"{failed}; set {name} is partly imported: delete its keys ({keys.unit(name).rows.rsplit(':', 1)[0]}:*) "
+            "and import again"
+        ) from None
     return count

@@ -220,6 +220,7 @@ class RedisPlacement:
         self._free_since.pop(unit, None)
         self.held[unit] = Held(token, sent)
         self.store.discard(unit)  # whatever this replica showed of it before is stale: restore it
+        self.sink.forget(unit)
         if self._scheduler is not None:
             self._scheduler.start_runner(unit)
         log.info("holding task set %s", unit)

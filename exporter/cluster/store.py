@@ -153,6 +153,12 @@ class RedisSink:
                 return []
         return []
 
+    def forget(self, name: str) -> None:
+        """Drop what this replica remembered of a unit it held before (it holds it afresh)."""
+        self._taken.pop(name, None)
+        for key in [k for k in self._cursors if k[0] == name]:
+            del self._cursors[key]
+
     # -- the inbox of pushed IDs ------------------------------------------------------------
     async def take_inbox(self, name: str, limit: int) -> list[str]:
         """Up to `limit` IDs pushed to the unit through any replica; they leave the inbox with
