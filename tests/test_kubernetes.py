@@ -5,7 +5,9 @@ PrometheusRule and dashboard ConfigMaps what the mixin renders, the restricted p
 from __future__ import annotations
 
 import json
+import os
 import re
+import secrets
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -13,9 +15,11 @@ from typing import Any
 import jsonschema
 import kubernetes_validate
 import pytest
+import redis
 import yaml
 
 from tests.kustomize import build, load_docs
+from tests.prometheus_stack import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "deploy" / "kubernetes"
@@ -151,7 +155,7 @@ def test_the_ha_overlay_shares_state_on_redis() -> None:
     password = next(e for e in exporter["env"] if e["name"] == "UPLOAD_EXPORTER_REDIS_PASSWORD")
     secret = password["valueFrom"]["secretKeyRef"]
     redis = by_kind(docs, "StatefulSet", "upload-status-redis")["spec"]["template"]["spec"]["containers"][0]
-    assert "--requirepass" in redis["args"]
+    assert "REDIS_PASSWORD" in redis["command"][-1] and "requirepass" in redis["command"][-1]
     redis_password = next(e for e in redis["env"] if e["name"] == "REDIS_PASSWORD")
     assert redis_password["valueFrom"]["secretKeyRef"] == secret  # the same Secret and key
     example = load_docs(K8S / "overlays" / "ha" / "redis-secret.example.yaml")[0]
@@ -201,3 +205,33 @@ def test_the_secret_example_gives_every_variable_the_config_reads() -> None:
     assert set(secret["stringData"]) == wanted
     _, exporter = exporter_pod(build(KUSTOMIZATIONS["base"]))
     assert exporter["envFrom"] == [{"secretRef": {"name": secret["metadata"]["name"]}}]
+
+
+def test_the_ha_redis_command_takes_its_password_without_showing_it(tmp_path: Path) -> None:
+    """The Redis container's own command line, run for real (port and dir moved to the test's)."""
+    docs = build(KUSTOMIZATIONS["ha"])
+    redis_spec = by_kind(docs, "StatefulSet", "upload-status-redis")["spec"]["template"]["spec"]["containers"][0]
+    port, password = free_port(), secrets.token_hex(12)
+    script = redis_spec["command"][-1].replace("--dir /data", f"--dir {tmp_path} --port {port} --bind 127.0.0.1")
+    proc = subprocess.Popen(
+        [*redis_spec["command"][:-1], script],
+        env={"PATH": os.environ["PATH"], "REDIS_PASSWORD": password},
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        with_password = redis.Redis(port=port, password=password, socket_timeout=2)
+        wait_for(lambda: _pings(with_password), 15.0, "the Redis of the HA overlay to answer")
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            redis.Redis(port=port, socket_timeout=2).ping()
+        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes()
+        assert b"redis-server" in cmdline and password.encode() not in cmdline
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.exceptions.ConnectionError:
+        return False
