@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from exporter.core.errors import ConfigError
-from exporter.core.model import TaskState
+from exporter.core.model import FetchResult, PollOutcome, TaskState, TaskStatus
 from exporter.core.state import StateStore
 from exporter.providers.ipernity import Ipernity, sign
 from exporter.simulator.ipernity import IpernitySimulator
@@ -113,7 +113,9 @@ def test_not_before_is_honoured_by_the_core():
     store.ensure_set("s", Ipernity.name, Ipernity.vocabulary)
     store.track("s", ["a", "b"], now=100.0)
     assert store.due("s", 100.0) == ["a", "b"]
-    store.sets["s"].tasks["a"].not_before = 150.0
+    waiting = TaskStatus("a", TaskState.PENDING, "pending", eta_seconds=50.0, not_before=150.0)
+    store.apply_poll("s", PollOutcome(started=100.0, duration=0.0, results=[FetchResult([waiting])]))
+    assert store.sets["s"].tasks["a"].not_before == 150.0
     assert store.due("s", 149.9) == ["b"]
     assert store.due("s", 150.0) == ["a", "b"]
 

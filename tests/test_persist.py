@@ -40,7 +40,10 @@ class Process:
 
 
 def test_saved_columns_follow_the_task_record():
-    assert sorted(FIELDS) == sorted(TaskRecord.__slots__)
+    assert sorted(FIELDS) == sorted(TaskRecord._fields)
+    rec = TaskRecord.new(100.0)
+    assert TaskRecord.from_row((rec.state, *rec.row("a")[2:])) == rec
+    assert rec.row("a")[1:] == (rec.state.value, *(getattr(rec, f) for f in FIELDS[1:]))
 
 
 async def test_restart_keeps_tasks_and_counters_and_counts_nothing_twice(yandex, session, clock, tmp_path):

@@ -65,13 +65,17 @@ def restore(st: SetState, saved: SavedSet) -> None:
 
 
 def restore_rows(st: SetState, rows: Iterable[tuple[Any, ...]]) -> None:
-    """Task rows (task_id, then FIELDS); a task pushed while restoring gives way to its saved row."""
-    for task_id, *values in rows:
-        rec = TaskRecord.from_row(values)
-        old = st.tasks.get(task_id)
+    """Task rows (task_id, then FIELDS); a task pushed while restoring gives way to its saved row.
+    Rows of the same values load as one shared record, counted once for all of them."""
+    tasks, put, intern, make = st.tasks, st.index.put, st.index.intern, TaskRecord._make
+    added: dict[TaskRecord, int] = {}
+    for row in rows:
+        task_id = row[0]
+        rec = intern(make(row[1:]))
+        old = tasks.get(task_id)
         if old is not None:
             st.count(old, -1)
-        st.tasks[task_id] = rec
-        st.count(rec, +1)
-        if rec.eta is not None and rec.state is TaskState.PENDING:
-            st.eta_tasks.add(task_id)
+        put(task_id, old, rec)
+        added[rec] = added.get(rec, 0) + 1
+    for rec, n in added.items():
+        st.count(rec, n)

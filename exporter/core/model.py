@@ -105,6 +105,10 @@ class LazyStatuses(Sequence[TaskStatus]):
     def task_ids(self) -> Iterator[str]:
         return itertools.chain((item[0] for item in self._items), (s.task_id for s in self._tail))
 
+    def parts(self) -> tuple[Sequence[tuple[Any, ...]], Callable[..., TaskStatus], Sequence[TaskStatus]]:
+        """The items, the function that builds a status from one, and the statuses already built."""
+        return self._items, self._decode, self._tail
+
 
 class RequestTally:
     """API calls of one poll by (result, provider error code), gathered as they are made and

@@ -4,86 +4,83 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from exporter.core.model import TaskState
 
 DURATION_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0)
 POLL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 
-# TaskRecord slots in the state file's column order; `state` is stored as its value.
-FIELDS = (
-    "state",
-    "status",
-    "fault",
-    "message",
-    "progress",
-    "eta",
-    "created",
-    "finished",
-    "first_seen",
-    "last_seen",
-    "not_before",
-    "misses",
-)
 
+class TaskRecord(NamedTuple):
+    """What is kept of one task; label values are already bounded.
 
-class TaskRecord:
-    """What is kept of one task; label values are already bounded."""
+    A record is a value, never changed once built: a task whose status moves gets a new one.
+    Tasks that hold the same values share one record (`Interned`), so a set whose tasks were
+    tracked together and seen in the same polls costs little more than its dict of IDs: a
+    million tasks in a handful of states are a million dict entries and a few records.
+    """
 
-    __slots__ = FIELDS
+    state: TaskState = TaskState.PENDING
+    status: str = ""  # provider status label; "" until first polled
+    fault: str = ""
+    message: str = ""
+    progress: float | None = None
+    eta: float | None = None
+    created: float | None = None
+    finished: float | None = None
+    first_seen: float = 0.0
+    last_seen: float | None = None
+    not_before: float | None = None
+    misses: int = 0  # answers in a row that left this task out
 
-    def __init__(self, now: float) -> None:
-        self.state = TaskState.PENDING
-        self.status = ""  # provider status label; "" until first polled
-        self.fault = ""
-        self.message = ""
-        self.progress: float | None = None
-        self.eta: float | None = None
-        self.created: float | None = None
-        self.finished: float | None = None
-        self.first_seen = now
-        self.last_seen: float | None = None
-        self.not_before: float | None = None
-        self.misses = 0  # answers in a row that left this task out
+    @classmethod
+    def new(cls, now: float) -> TaskRecord:
+        """A task just tracked, not polled yet."""
+        return cls(first_seen=now)
 
     def row(self, task_id: str) -> tuple[Any, ...]:
         """The task as a state-file row: task_id, then FIELDS."""
-        return (
-            task_id,
-            self.state.value,
-            self.status,
-            self.fault,
-            self.message,
-            self.progress,
-            self.eta,
-            self.created,
-            self.finished,
-            self.first_seen,
-            self.last_seen,
-            self.not_before,
-            self.misses,
-        )
+        return (task_id, self.state.value, *self[1:])
 
     @classmethod
     def from_row(cls, values: Sequence[Any]) -> TaskRecord:
         """A record from FIELDS' values (state already a TaskState)."""
-        rec = cls.__new__(cls)
-        (
-            rec.state,
-            rec.status,
-            rec.fault,
-            rec.message,
-            rec.progress,
-            rec.eta,
-            rec.created,
-            rec.finished,
-            rec.first_seen,
-            rec.last_seen,
-            rec.not_before,
-            rec.misses,
-        ) = values
-        return rec
+        return cls._make(values)
+
+    @property
+    def plain(self) -> bool:
+        """Nothing in it that is particular to one task: many tasks are likely to share it."""
+        return (
+            not self.message
+            and self.progress is None
+            and self.eta is None
+            and self.created is None
+            and self.finished is None
+        )
+
+
+# TaskRecord fields in the state file's column order; `state` is stored as its value.
+FIELDS: tuple[str, ...] = TaskRecord._fields
+
+
+class Interned:
+    """One shared record for each distinct plain record: tasks tracked together and seen in the
+    same polls share theirs. Records particular to one task are kept as they are."""
+
+    __slots__ = ("_records",)
+
+    def __init__(self) -> None:
+        self._records: dict[TaskRecord, TaskRecord] = {}
+
+    def __call__(self, rec: TaskRecord) -> TaskRecord:
+        if not rec.plain:
+            return rec
+        return self._records.setdefault(rec, rec)
+
+    def clear(self) -> None:
+        """Forget the records met so far (those in use stay shared); bounds the table's size."""
+        self._records.clear()
 
 
 class Histogram:

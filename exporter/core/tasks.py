@@ -4,7 +4,9 @@
 fault, progress sums, counters, histograms) are kept up to date as statuses change, so
 rendering `/metrics` never walks the tasks. Work that walks many tasks (applying a poll,
 finding due or old tasks, snapshotting changes) is written as generators that yield every
-few thousand tasks, so the store can give the event loop a turn between chunks.
+few thousand tasks, so the store can give the event loop a turn between chunks. Records are
+values shared by the tasks that hold the same (`records.TaskRecord`); the due and final tasks
+are read from indexes kept beside them (`taskindex.TaskIndex`).
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ from __future__ import annotations
 import logging
 import sys
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 
 from exporter.core import eta, ledger
-from exporter.core.model import PollOutcome, TaskState, TaskStatus
+from exporter.core.model import FetchResult, LazyStatuses, PollOutcome, TaskState, TaskStatus
 from exporter.core.provider import IdSyntax, Vocabulary
 from exporter.core.records import DURATION_BUCKETS, POLL_BUCKETS, Histogram, TaskRecord
+from exporter.core.taskindex import TaskIndex
 from exporter.core.tombstones import Tombstones
 
 log = logging.getLogger(__name__)
@@ -25,7 +28,8 @@ log = logging.getLogger(__name__)
 OTHER = "other"
 MISSING = "missing"  # provider status of a task left out of `not_found_after` answers in a row
 APPLY_CHUNK = 1_000  # statuses applied between two turns of the event loop
-SCAN_CHUNK = 10_000  # tasks looked at between two turns
+SEEN = -1  # what `_apply_status` returns when only the time the task was last seen moved
+PENDING = TaskState.PENDING
 
 
 class SetState:
@@ -37,8 +41,9 @@ class SetState:
         self.vocabulary = vocabulary
         self.id_syntax: IdSyntax | None = None
         self.not_found_after = 3
-        self.tasks: dict[str, TaskRecord] = {}
-        self.eta_tasks: set[str] = set()  # pending tasks with a provider-reported ETA
+        self.index = TaskIndex()
+        self.tasks: dict[str, TaskRecord] = self.index.tasks
+        self.eta_tasks: set[str] = self.index.eta_tasks  # pending tasks with a provider-reported ETA
         self.tombstones = Tombstones(keep_changes=keep_changes)  # forgotten final tasks
         self.by_state: dict[TaskState, int] = dict.fromkeys(TaskState, 0)
         self.by_status: defaultdict[str, int] = defaultdict(int)
@@ -68,23 +73,25 @@ class SetState:
         self.dirty: set[str] = set()
         self.counted: dict[str, ledger.Increments] | None = {} if keep_changes else None  # since the last save
         self._logged_unknown: set[tuple[str, str]] = set()
+        self._seen: dict[TaskRecord, TaskRecord] = {}  # during a poll: a record, and it seen in this poll
 
     # -- IDs coming in ------------------------------------------------------------------
     def track(self, task_ids: Iterable[str], now: float, where: str) -> int:
         """Start tracking these IDs; returns how many were new. Tracked IDs are left alone,
         tombstoned ones ignored, and ones not in the provider's syntax skipped with one line."""
         new, bad = 0, []
+        tasks, put, rec = self.tasks, self.index.put, TaskRecord.new(now)
         for task_id in task_ids:
-            if task_id in self.tasks:
+            if task_id in tasks:
                 continue
             why = self.refused(task_id)
             if why is None:
-                rec = self.tasks[task_id] = TaskRecord(now)
-                self.count(rec, +1)
+                put(task_id, None, rec)
                 self._changed(task_id)
                 new += 1
             elif why == "syntax":
                 bad.append(task_id)
+        self.count(rec, new)
         self.log_bad_ids(bad, where)
         return new
 
@@ -116,38 +123,23 @@ class SetState:
     # -- finding work ---------------------------------------------------------------------
     def due_steps(self, now: float, found: list[str]) -> Iterator[None]:
         """Fill `found` with pending tasks whose "not before" time has passed, a chunk at a time."""
-        ids = list(self.tasks)  # a snapshot: pushes may add tasks between chunks
-        for start in range(0, len(ids), SCAN_CHUNK):
-            for task_id in ids[start : start + SCAN_CHUNK]:
-                rec = self.tasks.get(task_id)
-                if (
-                    rec is not None
-                    and rec.state is TaskState.PENDING
-                    and (rec.not_before is None or rec.not_before <= now)
-                ):
-                    found.append(task_id)
-            yield
+        return self.index.due_steps(now, found)
 
     # -- applying a poll ------------------------------------------------------------------
     def apply_steps(self, outcome: PollOutcome) -> Iterator[None]:
         """Apply one poll's statuses, counters and health, yielding between chunks."""
         now = outcome.started + outcome.duration
-        completed, done_here, bad = 0, 0, []
+        self._seen.clear()
+        self.index.intern.clear()  # records of earlier polls stay shared; the table stays small
+        completed, bad = 0, []
         for result in outcome.results:
             for code in result.api_error_codes:
                 self.api_errors[self.bounded("API error code", code, self.vocabulary.api_error_codes)] += 1
-            for status in result.statuses:
-                if status.task_id not in self.tasks and (why := self.refused(status.task_id)) is not None:
-                    if why == "syntax":  # a listing (discovery) named an ID we would never ask about
-                        bad.append(status.task_id)
-                    continue
-                completed += self._apply_status(status, now)
-                done_here += 1
-                if done_here % APPLY_CHUNK == 0:
-                    yield
+            completed += yield from self._apply_result(result, now, bad)
             for task_id in result.omitted:
                 self._apply_omitted(task_id, now)
         self.log_bad_ids(bad, "the provider's listing")
+        self._seen.clear()
         for (result_label, api_code), calls in outcome.requests.items():
             self.record_request(result_label, api_code, calls)
         self.poll_durations.observe(outcome.duration)
@@ -162,18 +154,66 @@ class SetState:
             self._update_eta(outcome, completed, now)
         self.last_poll = now
 
+    def _apply_result(self, result: FetchResult, now: float, bad: list[str]) -> Generator[None, None, int]:
+        """One answer's statuses; returns how many newly became done. Statuses a provider keeps as the plain fields it parsed
+        (LazyStatuses) are built only for tasks whose record may change: the same fields meeting
+        the same pending record as earlier in this poll move only its last-seen time."""
+        if isinstance(result.statuses, LazyStatuses):
+            items, decode, tail = result.statuses.parts()
+        else:
+            items, decode, tail = (), TaskStatus, result.statuses
+        tasks = self.tasks
+        same: dict[tuple[object, ...], tuple[TaskRecord, TaskRecord]] = {}  # fields -> (record, it seen now)
+        done_here = completed = 0
+        for item in items:
+            rec = tasks.get(item[0])
+            if rec is not None and rec.state is PENDING:
+                fields = item[1:]
+                try:
+                    hit = same.get(fields)
+                except TypeError:  # an unhashable field (a fault's details): no shortcut
+                    fields, hit = None, None
+                if hit is not None and hit[0] is rec:
+                    tasks[item[0]] = hit[1]
+                    continue
+                result = self._apply(decode(*item), now, bad)
+                if result == SEEN and fields is not None:
+                    same[fields] = (rec, tasks[item[0]])
+            else:
+                result = self._apply(decode(*item), now, bad)
+            completed += max(0, result)
+            done_here += 1
+            if done_here % APPLY_CHUNK == 0:
+                yield
+        for status in tail:
+            completed += max(0, self._apply(status, now, bad))
+            done_here += 1
+            if done_here % APPLY_CHUNK == 0:
+                yield
+        return completed
+
+    def _apply(self, status: TaskStatus, now: float, bad: list[str]) -> int:
+        """`_apply_status` for a task tracked or to be tracked; 0 for one refused."""
+        if status.task_id not in self.tasks and (why := self.refused(status.task_id)) is not None:
+            if why == "syntax":  # a listing (discovery) named an ID we would never ask about
+                bad.append(status.task_id)
+            return 0
+        return self._apply_status(status, now)
+
     def _apply_omitted(self, task_id: str, now: float) -> None:
         """Pending tasks an answer left out are asked again; `not_found_after` misses make them not_found."""
         rec = self.tasks.get(task_id)
         if rec is None or rec.state is not TaskState.PENDING:
             return
-        rec.misses += 1
+        rec = self.index.intern(rec._replace(misses=rec.misses + 1))
+        self.tasks[task_id] = rec  # only the misses moved: the indexes stay as they are
         self._changed(task_id)
         if rec.misses >= self.not_found_after:
             self._apply_status(TaskStatus(task_id, TaskState.NOT_FOUND, MISSING), now)
 
     def _apply_status(self, status: TaskStatus, now: float) -> int:
-        """Apply one task's status; returns 1 when it newly became done."""
+        """Apply one task's status; returns 1 when it newly became done, SEEN when only the time
+        it was last seen moved, else 0."""
         vocab = self.vocabulary
         state = status.state
         label = (
@@ -184,9 +224,10 @@ class SetState:
         failed = state is TaskState.ERROR
         fault = self.bounded("fault code", status.fault_code, vocab.fault_codes) if failed else ""
         progress = None if status.progress is None else max(0.0, min(1.0, status.progress))
-        rec = self.tasks.get(status.task_id)
-        if rec is None:
-            rec = self.tasks[status.task_id] = TaskRecord(now)
+        task_id = status.task_id
+        old = self.tasks.get(task_id)
+        rec = TaskRecord.new(now) if old is None else old
+        if old is None:
             changed = saved = True
         elif (
             rec.state is state
@@ -200,8 +241,9 @@ class SetState:
             and status.created is None
             and status.finished is None
         ):
-            rec.last_seen = now  # most tasks of most polls: nothing else moved, nothing to save or count
-            return 0
+            # Most tasks of most polls: nothing else moved, nothing to save or count.
+            self.index.put(task_id, rec, self._seen_now(rec, now))
+            return SEEN
         else:
             # Most polls change few tasks: leave the aggregates alone for those that stay put.
             changed = rec.state is not state or rec.status != label or rec.fault != fault or rec.progress != progress
@@ -220,30 +262,37 @@ class SetState:
         # Tasks already finished when the set is first polled are history, not news: counting
         # them would make every restart look like a burst of completions and failures.
         baseline = rec.last_seen is None and not self.baselined
-        rec.state = state
-        rec.status = label
-        rec.fault = fault
-        rec.message = status.fault_message[:500] if failed else ""
-        rec.progress = progress
-        rec.eta = status.eta_seconds
-        if status.created is not None:
-            rec.created = status.created
-        if status.finished is not None:
-            rec.finished = status.finished
-        rec.last_seen = now
-        rec.not_before = status.not_before
-        rec.misses = 0
+        rec = self.index.intern(
+            TaskRecord(
+                state,
+                label,
+                fault,
+                status.fault_message[:500] if failed else "",
+                progress,
+                status.eta_seconds,
+                rec.created if status.created is None else status.created,
+                rec.finished if status.finished is None else status.finished,
+                rec.first_seen,
+                now,
+                status.not_before,
+                0,
+            )
+        )
+        self.index.put(task_id, old, rec)
         if changed:
             self.count(rec, +1)
         if saved:
-            self._changed(status.task_id)
-        if rec.eta is not None and state is TaskState.PENDING:
-            self.eta_tasks.add(status.task_id)
-        elif self.eta_tasks:
-            self.eta_tasks.discard(status.task_id)
+            self._changed(task_id)
         if was_final or state is TaskState.PENDING or baseline:
             return 0
         return self._count_transition(status, rec, now, seen_pending)
+
+    def _seen_now(self, rec: TaskRecord, now: float) -> TaskRecord:
+        """The record seen at `now`, shared by every task that had `rec`."""
+        seen = self._seen.get(rec)
+        if seen is None:
+            seen = self._seen[rec] = self.index.intern(rec._replace(last_seen=now))
+        return seen
 
     def _count_transition(self, status: TaskStatus, rec: TaskRecord, now: float, seen_pending: bool) -> int:
         """A task's first transition into a final state: counted once. Returns 1 for done."""
@@ -276,14 +325,11 @@ class SetState:
     def forget_steps(self, older_than: float, now: float, forgotten: list[str]) -> Iterator[None]:
         """Stop tracking final tasks last seen before `older_than`, leaving a tombstone of each;
         counters keep their totals."""
-        ids = list(self.tasks)
-        for start in range(0, len(ids), SCAN_CHUNK):
-            for task_id in ids[start : start + SCAN_CHUNK]:
-                rec = self.tasks.get(task_id)
-                if rec is not None and rec.state.final and rec.last_seen is not None and rec.last_seen < older_than:
-                    del self.tasks[task_id]
+        for chunk in self.index.final_before(older_than):
+            for task_id in chunk:
+                rec = self.index.remove(task_id)
+                if rec is not None:
                     self.count(rec, -1)
-                    self.eta_tasks.discard(task_id)
                     self.dirty.discard(task_id)
                     self.tombstones.bury(task_id, rec.state, now)
                     forgotten.append(task_id)
@@ -313,6 +359,7 @@ class SetState:
         return OTHER
 
     def count(self, rec: TaskRecord, sign: int) -> None:
+        """Add (sign > 0) or take away `sign` tasks holding `rec` to or from the aggregates."""
         self.by_state[rec.state] += sign
         if rec.status:
             self.by_status[rec.status] += sign
