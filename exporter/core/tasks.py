@@ -155,41 +155,41 @@ class SetState:
         self.last_poll = now
 
     def _apply_result(self, result: FetchResult, now: float, bad: list[str]) -> Generator[None, None, int]:
-        """One answer's statuses; returns how many newly became done. Statuses a provider keeps as the plain fields it parsed
-        (LazyStatuses) are built only for tasks whose record may change: the same fields meeting
-        the same pending record as earlier in this poll move only its last-seen time."""
+        """One answer's statuses; returns how many newly became done.
+
+        Statuses a provider keeps as the plain fields it parsed (LazyStatuses) are built only
+        for tasks whose record may change: the same fields meeting the same pending record as
+        earlier in this poll move only the time it was last seen, to the record that got."""
         if isinstance(result.statuses, LazyStatuses):
             items, decode, tail = result.statuses.parts()
         else:
             items, decode, tail = (), TaskStatus, result.statuses
-        tasks = self.tasks
+        tasks, apply, pending = self.tasks, self._apply, PENDING
         same: dict[tuple[object, ...], tuple[TaskRecord, TaskRecord]] = {}  # fields -> (record, it seen now)
-        done_here = completed = 0
-        for item in items:
-            rec = tasks.get(item[0])
-            if rec is not None and rec.state is PENDING:
-                fields = item[1:]
+        completed = 0
+        for start in range(0, len(items), APPLY_CHUNK):
+            for item in items[start : start + APPLY_CHUNK]:
+                rec = tasks.get(item[0])
+                if rec is None or rec.state is not pending:
+                    completed += max(0, apply(decode(*item), now, bad))
+                    continue
+                fields: tuple[object, ...] | None = item[1:]
                 try:
-                    hit = same.get(fields)
+                    hit = same.get(fields)  # type: ignore[arg-type]
                 except TypeError:  # an unhashable field (a fault's details): no shortcut
                     fields, hit = None, None
                 if hit is not None and hit[0] is rec:
                     tasks[item[0]] = hit[1]
                     continue
-                result = self._apply(decode(*item), now, bad)
-                if result == SEEN and fields is not None:
+                applied = apply(decode(*item), now, bad)
+                if applied == SEEN and fields is not None:
                     same[fields] = (rec, tasks[item[0]])
-            else:
-                result = self._apply(decode(*item), now, bad)
-            completed += max(0, result)
-            done_here += 1
-            if done_here % APPLY_CHUNK == 0:
-                yield
-        for status in tail:
-            completed += max(0, self._apply(status, now, bad))
-            done_here += 1
-            if done_here % APPLY_CHUNK == 0:
-                yield
+                completed += max(0, applied)
+            yield
+        for start in range(0, len(tail), APPLY_CHUNK):
+            for status in tail[start : start + APPLY_CHUNK]:
+                completed += max(0, apply(status, now, bad))
+            yield
         return completed
 
     def _apply(self, status: TaskStatus, now: float, bad: list[str]) -> int:

@@ -23,6 +23,7 @@ PAGE_LIMIT = 10_000  # the API's cap of tasks per response
 LOGINS_PER_CALL = 10  # the API's cap of agency client logins per call
 MAX_PAGES = 1_000  # bounds every paging loop, whatever TotalObjectsCount says
 ID_SYNTAX = IdSyntax(re.compile(r"[1-9][0-9]{0,17}"), "a positive integer (an AdImageUploadTaskID)")
+ID_LINES = re.compile(r"(?:[1-9][0-9]{0,17}\n)*")  # every ID of a batch at once: one match, not one a task
 TEXT_CAP = 200  # characters of an API text kept in a message
 
 
@@ -30,6 +31,7 @@ TEXT_CAP = 200  # characters of an API text kept in a message
 
 STATES: Mapping[str, TaskState] = {"Pending": TaskState.PENDING, "Done": TaskState.DONE, "Error": TaskState.ERROR}
 STATUS_NAMES: Mapping[str, str] = {name: name for name in STATES}
+ERROR = "Error"
 
 # Request-level codes (v5 meanings; v4 uses the same numbers for these).
 ERRORS = ErrorCodes(
@@ -104,26 +106,29 @@ class YandexDirect:
         """Statuses of these tasks. The API drops tasks after about a day without saying so: IDs
         its answers leave out are omitted, and not_found once the core has seen that often enough."""
         # IDs are checked where they enter; this is the last guard, as an empty list would ask for all.
-        asked = [t for t in task_ids if ID_SYNTAX.accepts(t)]
-        wanted = set(asked)
+        asked = task_ids if _all_ids(task_ids) else [t for t in task_ids if ID_SYNTAX.accepts(t)]
         found: dict[str, _Item] = {}
         for logins in self._login_groups if asked else ():
-            async for item in self._items(logins, asked):
-                if item[0] in wanted:
-                    found[item[0]] = item
-        omitted = [t for t in task_ids if t not in found]
+            async for page in self._pages(logins, asked):
+                found.update(zip(map(_task_id, page), page))
+        if len(found) > len(asked):  # the answer named tasks not asked about
+            for task_id in found.keys() - set(asked):
+                del found[task_id]
+        # Every ID asked (each once) was answered: nothing left out, without a walk to say so.
+        omitted = [] if len(found) == len(task_ids) else [t for t in task_ids if t not in found]
         return FetchResult(LazyStatuses(list(found.values()), _status), omitted=omitted)
 
     async def discover(self) -> FetchResult:
         """Every task of about the last day: an empty selection lists them all."""
         items: list[_Item] = []
         for logins in self._login_groups:
-            items.extend([item async for item in self._items(logins, [])])
+            async for page in self._pages(logins, []):
+                items.extend(page)
         return FetchResult(LazyStatuses(items, _status))
 
     # -- request ------------------------------------------------------------------------
 
-    async def _items(self, logins: Sequence[str], task_ids: Sequence[str]) -> AsyncIterator[_Item]:
+    async def _pages(self, logins: Sequence[str], task_ids: Sequence[str]) -> AsyncIterator[list[_Item]]:
         """Page through CheckUploadStatus until TotalObjectsCount is reached (bounded); without a
         total (it may be null), until a page is not full."""
         offset, pages = 0, 0
@@ -132,8 +137,7 @@ class YandexDirect:
                 raise BadResponse(f"more than {MAX_PAGES} pages of upload tasks; narrow the selection")
             body = self._body(logins, task_ids, offset)
             page, total = await self._http.call("POST", self._url, _parse_page, json_body=body)
-            for item in page:
-                yield item
+            yield page
             pages += 1
             offset += len(page)
             # An empty page: the API ran out before its own total, nothing more to ask.
@@ -145,7 +149,7 @@ class YandexDirect:
         if logins:
             criteria["Logins"] = list(logins)
         if task_ids:
-            criteria["AdImageUploadTaskIDS"] = [int(t) for t in task_ids]  # an integer array in the API's schema
+            criteria["AdImageUploadTaskIDS"] = list(map(int, task_ids))  # an integer array in the API's schema
         return {
             "method": "AdImage",
             "token": self._token,
@@ -193,7 +197,15 @@ def _parse_page(response: HttpResponse) -> tuple[list[_Item], int | None]:
     response.raise_for_status()
     if answer.data is None:
         raise BadResponse(f"no data in the answer from {response.where}")
-    return [_item(upload) for upload in answer.data.AdImageUploads or ()], answer.data.TotalObjectsCount
+    uploads = answer.data.AdImageUploads or ()
+    try:  # the usual page, without a call per task: a status word and no error unless it is Error
+        items = [
+            (str(u.AdImageUploadTaskID), STATUS_NAMES[u.Status], u.Error if u.Status == ERROR else None)
+            for u in uploads
+        ]
+    except (KeyError, TypeError):  # a status outside the known words, or not a word at all
+        items = [_item(upload) for upload in uploads]
+    return items, answer.data.TotalObjectsCount
 
 
 def _item(upload: _Upload) -> _Item:
@@ -202,6 +214,16 @@ def _item(upload: _Upload) -> _Item:
     raw = STATUS_NAMES.get(status, status)  # the page's own copies of "Pending" go with the page
     failed = STATES.get(raw) is TaskState.ERROR
     return str(upload.AdImageUploadTaskID), raw, upload.Error if failed else None
+
+
+def _task_id(item: _Item) -> str:
+    return item[0]
+
+
+def _all_ids(task_ids: Sequence[str]) -> bool:
+    """Whether every ID is in the API's syntax (no ID can hide a line break: each is one line)."""
+    text = "\n".join(task_ids) + "\n"
+    return text.count("\n") == len(task_ids) and ID_LINES.fullmatch(text) is not None
 
 
 def _status(task_id: str, raw: str, error: Any) -> TaskStatus:
