@@ -131,7 +131,7 @@ class SetState:
         now = outcome.started + outcome.duration
         self._seen.clear()
         self.index.intern.clear()  # records of earlier polls stay shared; the table stays small
-        completed, bad = 0, []
+        completed, bad = 0, list[str]()
         for result in outcome.results:
             for code in result.api_error_codes:
                 self.api_errors[self.bounded("API error code", code, self.vocabulary.api_error_codes)] += 1

@@ -5,6 +5,7 @@ Sections, in the order every provider module keeps: config, request, parse, stat
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar
@@ -110,7 +111,7 @@ class YandexDirect:
         found: dict[str, _Item] = {}
         for logins in self._login_groups if asked else ():
             async for page in self._pages(logins, asked):
-                found.update(zip(map(_task_id, page), page))
+                found.update(zip(map(_TASK_ID, page), page, strict=True))
         if len(found) > len(asked):  # the answer named tasks not asked about
             for task_id in found.keys() - set(asked):
                 del found[task_id]
@@ -185,6 +186,7 @@ class _Answer(msgspec.Struct, gc=False):
 
 
 _ANSWER = msgspec.json.Decoder(_Answer, strict=False)  # numbers sent as strings are read too
+_TASK_ID = operator.itemgetter(0)  # of an _Item
 
 
 def _parse_page(response: HttpResponse) -> tuple[list[_Item], int | None]:
@@ -214,10 +216,6 @@ def _item(upload: _Upload) -> _Item:
     raw = STATUS_NAMES.get(status, status)  # the page's own copies of "Pending" go with the page
     failed = STATES.get(raw) is TaskState.ERROR
     return str(upload.AdImageUploadTaskID), raw, upload.Error if failed else None
-
-
-def _task_id(item: _Item) -> str:
-    return item[0]
 
 
 def _all_ids(task_ids: Sequence[str]) -> bool:
