@@ -15,11 +15,12 @@ from collections.abc import AsyncIterator, Collection, Iterable, Iterator
 from typing import Any
 
 from exporter.core import dump
+from exporter.core.aggregates import MISSING, OTHER
 from exporter.core.errors import StoreUnavailable
 from exporter.core.model import PollOutcome
 from exporter.core.provider import IdSyntax, Vocabulary
 from exporter.core.sink import StateSink
-from exporter.core.tasks import MISSING, OTHER, SetState
+from exporter.core.tasks import SetState
 
 __all__ = ["MISSING", "OTHER", "PollOutcome", "SetState", "StateStore"]
 

@@ -1,62 +1,43 @@
 """One task set's state: its tracked tasks, tombstones and everything exported about them.
 
-`SetState` is the only code that changes a set. Aggregates (counts by state, status and
-fault, progress sums, counters, histograms) are kept up to date as statuses change, so
-rendering `/metrics` never walks the tasks. Work that walks many tasks (applying a poll,
-finding due or old tasks, snapshotting changes) is written as generators that yield every
-few thousand tasks, so the store can give the event loop a turn between chunks. Records are
-values shared by the tasks that hold the same (`records.TaskRecord`); the due and final tasks
-are read from indexes kept beside them (`taskindex.TaskIndex`).
+`SetState` is the only code that changes a set. Aggregates (`aggregates.Aggregates`) are kept
+up to date as statuses change, so rendering `/metrics` never walks the tasks; nor does a poll:
+due and final tasks are read from indexes kept beside them (`taskindex.TaskIndex`). Records
+are values shared by the tasks that hold the same (`records.TaskRecord`). Work over many tasks
+is written as generators that yield every few thousand, so the store can give the event loop
+a turn between chunks.
 """
 
 from __future__ import annotations
 
 import logging
-import sys
-from collections import defaultdict
-from collections.abc import Generator, Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator
 
 from exporter.core import eta, ledger
+from exporter.core.aggregates import MISSING, OTHER, Aggregates
 from exporter.core.model import FetchResult, LazyStatuses, PollOutcome, TaskState, TaskStatus
 from exporter.core.provider import IdSyntax, Vocabulary
-from exporter.core.records import DURATION_BUCKETS, POLL_BUCKETS, Histogram, TaskRecord
+from exporter.core.records import TaskRecord
 from exporter.core.taskindex import TaskIndex
 from exporter.core.tombstones import Tombstones
 
 log = logging.getLogger(__name__)
 
-OTHER = "other"
-MISSING = "missing"  # provider status of a task left out of `not_found_after` answers in a row
 APPLY_CHUNK = 1_000  # statuses applied between two turns of the event loop
 SEEN = -1  # what `_apply_status` returns when only the time the task was last seen moved
-PENDING = TaskState.PENDING
 
 
-class SetState:
+class SetState(Aggregates):
     """Tracked tasks of one task set and everything exported about them."""
 
     def __init__(self, name: str, provider: str, vocabulary: Vocabulary, *, keep_changes: bool = False) -> None:
-        self.name = name
-        self.provider = provider
-        self.vocabulary = vocabulary
+        super().__init__(name, provider, vocabulary)
         self.id_syntax: IdSyntax | None = None
         self.not_found_after = 3
         self.index = TaskIndex()
         self.tasks: dict[str, TaskRecord] = self.index.tasks
         self.eta_tasks: set[str] = self.index.eta_tasks  # pending tasks with a provider-reported ETA
         self.tombstones = Tombstones(keep_changes=keep_changes)  # forgotten final tasks
-        self.by_state: dict[TaskState, int] = dict.fromkeys(TaskState, 0)
-        self.by_status: defaultdict[str, int] = defaultdict(int)
-        self.faults: defaultdict[str, int] = defaultdict(int)
-        self.pending_progress = 0.0
-        self.completed_total = 0
-        self.failed_total: defaultdict[str, int] = defaultdict(int)
-        self.tallies: defaultdict[tuple[str, str], float] = defaultdict(float)
-        self.durations = {s: Histogram(DURATION_BUCKETS) for s in (TaskState.DONE, TaskState.ERROR)}
-        self.requests: defaultdict[str, int] = defaultdict(int)
-        self.api_errors: defaultdict[str, int] = defaultdict(int)
-        self.push_refused: defaultdict[str, int] = defaultdict(int)  # reason -> pushes refused
-        self.poll_durations = Histogram(POLL_BUCKETS)
         self.polled = False
         self.restored = False  # saved state was loaded: the set has something to show before its first poll
         self.up = False
@@ -72,7 +53,6 @@ class SetState:
         self.keep_changes = keep_changes
         self.dirty: set[str] = set()
         self.counted: dict[str, ledger.Increments] | None = {} if keep_changes else None  # since the last save
-        self._logged_unknown: set[tuple[str, str]] = set()
         self._seen: dict[TaskRecord, TaskRecord] = {}  # during a poll: a record, and it seen in this poll
 
     # -- IDs coming in ------------------------------------------------------------------
@@ -103,19 +83,6 @@ class SetState:
             return "syntax"
         return None
 
-    def log_bad_ids(self, bad: Sequence[str], where: str) -> None:
-        """One line for the IDs of one read, push or answer that do not look like this provider's IDs."""
-        if bad:
-            what = self.id_syntax.description if self.id_syntax else "a task ID"
-            log.warning(
-                "skipped %d task IDs of set %s from %s that are not %s, e.g. %r",
-                len(bad),
-                self.name,
-                where,
-                what,
-                bad[0][:100],
-            )
-
     def _changed(self, task_id: str) -> None:
         if self.keep_changes:
             self.dirty.add(task_id)
@@ -131,7 +98,8 @@ class SetState:
         now = outcome.started + outcome.duration
         self._seen.clear()
         self.index.intern.clear()  # records of earlier polls stay shared; the table stays small
-        completed, bad = 0, list[str]()
+        completed = 0
+        bad: list[str] = []
         for result in outcome.results:
             for code in result.api_error_codes:
                 self.api_errors[self.bounded("API error code", code, self.vocabulary.api_error_codes)] += 1
@@ -164,7 +132,7 @@ class SetState:
             items, decode, tail = result.statuses.parts()
         else:
             items, decode, tail = (), TaskStatus, result.statuses
-        tasks, apply, pending = self.tasks, self._apply, PENDING
+        tasks, apply, pending = self.tasks, self._apply, TaskState.PENDING
         same: dict[tuple[object, ...], tuple[TaskRecord, TaskRecord]] = {}  # fields -> (record, it seen now)
         completed = 0
         for start in range(0, len(items), APPLY_CHUNK):
@@ -334,48 +302,3 @@ class SetState:
                     self.tombstones.bury(task_id, rec.state, now)
                     forgotten.append(task_id)
             yield
-
-    def record_request(self, result: str, api_code: str | None, calls: int = 1) -> None:
-        self.requests[result] += calls
-        if api_code is not None:
-            self.api_errors[self.bounded("API error code", api_code, self.vocabulary.api_error_codes)] += calls
-
-    # -- labels and aggregates -----------------------------------------------------------------
-    def bounded(self, kind: str, value: str, known: frozenset[str]) -> str:
-        if value in known:
-            return sys.intern(value)  # 100,000 tasks then share a handful of label strings
-        if not value:
-            return value
-        if (kind, value) not in self._logged_unknown and len(self._logged_unknown) < 1000:
-            self._logged_unknown.add((kind, value))
-            log.warning(
-                "unknown %s %r from provider %s (set %s) is exported as %r",
-                kind,
-                value[:200],
-                self.provider,
-                self.name,
-                OTHER,
-            )
-        return OTHER
-
-    def count(self, rec: TaskRecord, sign: int) -> None:
-        """Add (sign > 0) or take away `sign` tasks holding `rec` to or from the aggregates."""
-        self.by_state[rec.state] += sign
-        if rec.status:
-            self.by_status[rec.status] += sign
-            if not self.by_status[rec.status]:
-                del self.by_status[rec.status]
-        if rec.state is TaskState.ERROR:
-            self.faults[rec.fault] += sign
-            if not self.faults[rec.fault]:
-                del self.faults[rec.fault]
-        if rec.state is TaskState.PENDING and rec.progress is not None:
-            self.pending_progress += sign * rec.progress
-
-    @property
-    def progress_ratio(self) -> float | None:
-        total = len(self.tasks)
-        if not total:
-            return None
-        finished = total - self.by_state[TaskState.PENDING]
-        return max(0.0, min(1.0, (finished + self.pending_progress) / total))
