@@ -45,6 +45,7 @@ INSERT = f"INSERT OR REPLACE INTO tasks VALUES (?, ?, {', '.join('?' * len(FIELD
 SELECT_ROWS = (
     f"SELECT task_id, {', '.join(FIELDS)} FROM tasks WHERE task_set = ? AND task_id > ? ORDER BY task_id LIMIT ?"
 )
+STATES = {state.value: state for state in TaskState}  # a dict lookup a row, not an Enum call
 ADVICE = "move it aside (the exporter then starts afresh) or restore a backup"
 
 
@@ -141,10 +142,10 @@ class StateFile:
     def _rows(self, name: str, after: str, limit: int) -> list[tuple[Any, ...]]:
         try:
             page = self._db.execute(SELECT_ROWS, (name, after, limit)).fetchall()
-            return [(tid, TaskState(state), *rest) for tid, state, *rest in page]
+            return [(tid, STATES[state], *rest) for tid, state, *rest in page]
         except sqlite3.Error as err:
             raise self.damaged(err) from None
-        except (ValueError, TypeError) as err:
+        except (KeyError, ValueError, TypeError) as err:
             raise self.damaged(err, f"the tasks of set {name}") from None
 
     async def drop_sets_except(self, keep: Collection[str]) -> None:

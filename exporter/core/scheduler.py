@@ -160,7 +160,7 @@ class TaskSetRunner:
             await self.state.forget_final(now - self.config.forget_final_after, now)
         await self._sweep_tombstones(now)
         await self.state.flush()
-        release_free_memory()
+        await asyncio.to_thread(release_free_memory)  # it walks the heap: not on the event loop
         self._log_health(error)
         return outcome
 
