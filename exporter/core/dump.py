@@ -67,15 +67,17 @@ def restore(st: SetState, saved: SavedSet) -> None:
 def restore_rows(st: SetState, rows: Iterable[tuple[Any, ...]]) -> None:
     """Task rows (task_id, then FIELDS); a task pushed while restoring gives way to its saved row.
     Rows of the same values load as one shared record, counted once for all of them."""
-    tasks, put, intern, make = st.tasks, st.index.put, st.index.intern, TaskRecord._make
-    added: dict[TaskRecord, int] = {}
+    tasks, index = st.tasks, st.index
+    loaded: dict[tuple[Any, ...], list[Any]] = {}  # a row's values -> [its record, how many rows had them]
     for row in rows:
-        task_id = row[0]
-        rec = intern(make(row[1:]))
+        task_id, values = row[0], row[1:]
+        seen = loaded.get(values)
+        if seen is None:
+            seen = loaded[values] = [index.intern(TaskRecord._make(values)), 0]
+        seen[1] += 1
         old = tasks.get(task_id)
         if old is not None:
             st.count(old, -1)
-        put(task_id, old, rec)
-        added[rec] = added.get(rec, 0) + 1
-    for rec, n in added.items():
+        index.put(task_id, old, seen[0])
+    for rec, n in loaded.values():
         st.count(rec, n)

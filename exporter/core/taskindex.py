@@ -25,19 +25,25 @@ class TaskIndex:
 
     def __init__(self) -> None:
         self.tasks: dict[str, TaskRecord] = {}
-        self.pending: dict[str, None] = {}  # the due queue: pending tasks, in the order they became pending
+        # The due queue: pending tasks in the order they became pending (each ID its own value).
+        self.pending: dict[str, str] = {}
         self.waiting: dict[str, float] = {}  # pending tasks not to be asked before a time
-        self.finals: dict[float | None, dict[str, None]] = {}  # final tasks by the time they were last seen
+        self.finals: dict[float | None, dict[str, str]] = {}  # final tasks by the time they were last seen
         self.eta_tasks: set[str] = set()  # pending tasks with a provider-reported ETA
         self.intern = Interned()
 
     def put(self, task_id: str, old: TaskRecord | None, new: TaskRecord) -> None:
-        """The task's record is now `new`; it was `old` (None: it was not tracked)."""
+        """The task's record is now `new`; it was `old` (None: it was not tracked).
+
+        The indexes keep the ID string the task was first tracked with, never the copy an
+        answer brought: those are freed with the answer, and one kept would keep its memory."""
         self.tasks[task_id] = new
         was_pending = old is not None and old.state is PENDING
+        if old is not None:
+            task_id = self.pending[task_id] if was_pending else self.finals[old.last_seen][task_id]
         if new.state is PENDING:
             if not was_pending:
-                self.pending[task_id] = None  # a pending task whose record moves keeps its place
+                self.pending[task_id] = task_id  # a pending task whose record moves keeps its place
             if new.not_before is not None:
                 self.waiting[task_id] = new.not_before
             elif self.waiting:
@@ -49,7 +55,7 @@ class TaskIndex:
         else:
             if was_pending:
                 self._leave_pending(task_id)
-            self.finals.setdefault(new.last_seen, {})[task_id] = None
+            self.finals.setdefault(new.last_seen, {})[task_id] = task_id
         if old is not None and old.state is not PENDING and (new.state is PENDING or new.last_seen != old.last_seen):
             self._leave_finals(task_id, old.last_seen)
 
