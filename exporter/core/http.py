@@ -11,6 +11,7 @@ never a query string, a body or a header, which may carry credentials.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import email.utils
 import json
 import time
@@ -45,6 +46,9 @@ READ_CHUNK = 1 << 16
 # which on the event loop would hold up every scrape; off it, the loop gets the interpreter
 # back every few milliseconds.
 PARSE_OFF_LOOP_BYTES = 256 * 1024
+# One thread parses them all, one at a time: the event loop then waits for the interpreter
+# behind one parse at most, not behind every batch in flight.
+_PARSER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse")
 
 Observer = Callable[[str, "str | None"], None]
 
@@ -159,7 +163,7 @@ class HttpClient:
         try:
             response = await self._send(method, url, where, params, data, json_body, headers)
             if len(response.body) > PARSE_OFF_LOOP_BYTES:
-                result = await asyncio.to_thread(parse, response)
+                result = await asyncio.get_running_loop().run_in_executor(_PARSER, parse, response)
             else:
                 result = parse(response)
         except ProviderError as err:
