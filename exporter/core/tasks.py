@@ -180,15 +180,9 @@ class SetState(Aggregates):
             self._apply_status(TaskStatus(task_id, TaskState.NOT_FOUND, MISSING), now)
 
     def _apply_status(self, status: TaskStatus, now: float) -> int:
-        """Apply one task's status; returns 1 when it newly became done, SEEN when only the time
-        it was last seen moved, else 0."""
-        vocab = self.vocabulary
-        state = status.state
-        label = (
-            MISSING
-            if status.provider_status == MISSING
-            else (self.bounded("status", status.provider_status, vocab.statuses) or OTHER)
-        )
+        """Apply one task's status: 1 when it newly became done, SEEN when only its last-seen time moved, else 0."""
+        vocab, state, raw = self.vocabulary, status.state, status.provider_status
+        label = MISSING if raw == MISSING else (self.bounded("status", raw, vocab.statuses) or OTHER)
         failed = state is TaskState.ERROR
         fault = self.bounded("fault code", status.fault_code, vocab.fault_codes) if failed else ""
         progress = None if status.progress is None else max(0.0, min(1.0, status.progress))
