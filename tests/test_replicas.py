@@ -316,7 +316,16 @@ def test_partitions_of_one_set_are_held_apart_and_add_up(tmp_path: Path, world: 
         status, body = group.exporters[0].push("big", pushed, PUSH_TOKEN)
         assert status == 200 and body["added"] == 6, (status, body)
         everything = [*ids, *pushed]
-        wait_for(lambda: group.total("upload_tasks", task_set="big") == len(everything), 15.0, "every ID tracked")
+        try:
+            wait_for(lambda: group.total("upload_tasks", task_set="big") == len(everything), 20.0, "every ID tracked")
+        except AssertionError:
+            held = [
+                {p: m.by_label("upload_tasks", "partition", task_set="big").get(p) for p in "012"} if m else None
+                for m in group.scrapes()
+            ]
+            raise AssertionError(
+                f"tracked per replica and partition: {held}; pushed {pushed}\n{group.log_tails()}"
+            ) from None
         scrapes = group.scrapes()
         for p in range(3):
             assert (

@@ -266,6 +266,7 @@ class Scheduler:
         if self.running(name):
             return
         runner = next(r for r in self.runners if r.config.name == name)
+        runner.ensure()  # the set exists from now on (a push may come before the runner's first turn)
         stop = self._stops[name] = asyncio.Event()
         self._tasks[name] = asyncio.create_task(runner.run(stop, self._on_fatal), name=f"poll:{name}")
 
