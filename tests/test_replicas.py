@@ -159,8 +159,15 @@ def test_sets_of_one_account_on_several_replicas_share_its_rate_cap(
     group = replicas(tmp_path, world, config, redis)
     group.start()
     try:
-        holders = {group.sole_holder(f"vod-{i}", 20.0) for i in range(sets)}
-        assert len(holders) >= 2, "the sets should be spread over the replicas"
+
+        def spread() -> set[int] | None:
+            scrapes = group.scrapes()
+            held = [group.holders(f"vod-{i}", scrapes) for i in range(sets)]
+            holders = {h[0] for h in held if len(h) == 1}
+            return holders if all(len(h) == 1 for h in held) and len(holders) >= 2 else None
+
+        # The first replica takes every set until the others' heartbeats arrive, then hands over.
+        wait_for(spread, 20.0, "the sets spread over the replicas, one holder each")
         since = time.time()
         time.sleep(6.0)
         times = calls(world, VOD, since)
@@ -225,7 +232,7 @@ def test_a_paused_holder_is_fenced_off_and_counts_nothing_twice(
             group.ttl + SLACK,
             f"the paused holder to find its lease lost\n{paused.log_tail()}",
         )
-        assert len(group.holders(name)) == 1
+        group.sole_holder(name, 3 * group.ttl)  # the rightful holder may take it back: one at a time
         assert_truth(group, world, ids)
     finally:
         group.stop()

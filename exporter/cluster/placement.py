@@ -185,6 +185,8 @@ class RedisPlacement:
             if not self.store_up and self.joined:
                 log.info("the shared state store (Redis) answers again; taking task sets back")
             self.store_up = self.joined = True
+            for unit in [u for u in self.store.sets if u not in self.held]:
+                self.store.discard(unit)  # a snapshot kept while Redis was away: its holder shows it now
             for unit in list(self.held):
                 if unit in renewed:
                     self.held[unit].renewed = sent
