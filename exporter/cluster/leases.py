@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 
 from redis.asyncio import Redis
 
 from exporter.cluster.keys import ClusterKeys
+from exporter.core.config import Config
 
 # KEYS: members, configs. ARGV: replica ID, TTL (ms), config hash. Returns the live members'
 # config hashes as a flat list.
@@ -111,3 +113,12 @@ class Leases:
                 pipe.exists(self.keys.unit(unit).lease)
             results = await pipe.execute()
         return {unit for unit, held in zip(units, results, strict=True) if not held}
+
+
+def config_hash(config: Config) -> str:
+    """A short hash of the config file, to see replicas that run different configs."""
+    try:
+        data = Path(config.path).read_bytes()
+    except OSError:
+        data = repr(sorted(ts.name for ts in config.task_sets)).encode()
+    return hashlib.sha256(data).hexdigest()[:12]

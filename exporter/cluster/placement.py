@@ -16,13 +16,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import hashlib
 import logging
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from prometheus_client.registry import Collector
 from redis.asyncio import Redis
@@ -31,7 +29,7 @@ from redis.exceptions import RedisError
 from exporter.cluster import inbox
 from exporter.cluster.budget import SharedLimiter
 from exporter.cluster.keys import ClusterKeys
-from exporter.cluster.leases import Leases, rightful
+from exporter.cluster.leases import Leases, config_hash, rightful
 from exporter.cluster.metrics import ClusterCollector
 from exporter.cluster.store import RedisSink
 from exporter.core import partitions
@@ -142,19 +140,23 @@ class RedisPlacement:
         scheduler.start(on_fatal, only=list(self.held))
         self.units = {unit: ts for ts in config.task_sets for unit in partitions.units(ts)}
         self.providers = {unit: config.accounts[ts.account].provider for unit, ts in self.units.items()}
-        self.config_hash = self.leases.config_hash = _config_hash(config)
+        self.config_hash = self.leases.config_hash = config_hash(config)
         if not self._tasks:
             self._tasks = [
                 asyncio.create_task(self._run(), name="cluster"),
                 asyncio.create_task(self._listen(), name="cluster:wake"),
             ]
 
-    async def stop(self) -> None:
-        """Called after the runners stopped and saved: give every lease back and leave."""
+    async def halt(self) -> None:
+        """Take and give up nothing more (the daemon is stopping)."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+
+    async def stop(self) -> None:
+        """Called after the runners stopped and saved: give every lease back and leave."""
+        await self.halt()
         with contextlib.suppress(RedisError):
             for unit, held in list(self.held.items()):
                 await self.leases.release(unit, held.token)
@@ -289,12 +291,3 @@ class RedisPlacement:
             except (RedisError, OSError):
                 pass
             await asyncio.sleep(self.tick)
-
-
-def _config_hash(config: Config) -> str:
-    """A short hash of the config file, to see replicas that run different configs."""
-    try:
-        data = Path(config.path).read_bytes()
-    except OSError:
-        data = repr(sorted(ts.name for ts in config.task_sets)).encode()
-    return hashlib.sha256(data).hexdigest()[:12]

@@ -103,6 +103,8 @@ class Daemon:
         self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None
     ) -> None:
         try:
+            if self.placement is not None:
+                await self.placement.halt()
             if self._scheduler is not None:
                 await self._scheduler.stop(STOP_TIMEOUT_SECONDS)
             await self.store.close()  # every set's last changes saved, the state file closed

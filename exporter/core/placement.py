@@ -27,6 +27,10 @@ class Placement(Protocol):
         """Run the runners of the sets this process holds, from now on (again after a reload)."""
         ...
 
+    async def halt(self) -> None:
+        """Take and give up no set from now on: the daemon is stopping."""
+        ...
+
     async def stop(self) -> None:
         """Give up every set (after the runners stopped and saved) and leave."""
         ...
