@@ -110,6 +110,71 @@ class LazyStatuses(Sequence[TaskStatus]):
         return self._items, self._decode, self._tail
 
 
+APART = 255  # a StatusPage code: the status's fields are its own, kept apart
+
+
+class StatusPage(Sequence[TaskStatus]):
+    """Statuses kept compact until they are applied: the task IDs as one text (`sep` between two,
+    never inside one), and one byte a status naming its kind, the fields after the ID that every
+    status of that kind shares; statuses whose fields are their own (an error's) are kept apart,
+    by position. Each task is named at most once.
+
+    A poll of a million tasks holds its answers until it applies them: kept so, a status costs
+    about ten bytes until then, and nothing in it is for the garbage collector to walk. The
+    state applies the statuses of a kind that leave a task as it was in bulk (`SetState`).
+    """
+
+    __slots__ = ("apart", "codes", "decode", "ids", "kinds", "sep")
+
+    def __init__(
+        self,
+        ids: str,
+        codes: bytes,
+        kinds: Sequence[tuple[Any, ...]],
+        decode: Callable[..., TaskStatus],
+        apart: Mapping[int, tuple[Any, ...]] | None = None,
+        sep: str = ",",
+    ) -> None:
+        self.ids = ids
+        self.codes = codes
+        self.kinds = kinds
+        self.decode = decode
+        self.apart = apart or {}
+        self.sep = sep
+
+    def task_id_list(self) -> list[str]:
+        return self.ids.split(self.sep) if self.codes else []
+
+    def fields(self, index: int) -> tuple[Any, ...]:
+        """What the status at `index` is decoded from, after its task ID."""
+        code = self.codes[index]
+        return self.apart[index] if code == APART else self.kinds[code]
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    @overload
+    def __getitem__(self, index: int) -> TaskStatus: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[TaskStatus]: ...
+
+    def __getitem__(self, index: int | slice) -> TaskStatus | Sequence[TaskStatus]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        index %= len(self)
+        return self.decode(self.task_id_list()[index], *self.fields(index))
+
+    def __iter__(self) -> Iterator[TaskStatus]:
+        for index, task_id in enumerate(self.task_id_list()):
+            yield self.decode(task_id, *self.fields(index))
+
+    def task_ids(self) -> Iterator[str]:
+        return iter(self.task_id_list())
+
+
 class RequestTally:
     """API calls of one poll by (result, provider error code), gathered as they are made and
     applied with the poll, so the state changes only when the poll is applied."""
@@ -143,7 +208,7 @@ class FetchResult:
 
     def task_ids(self) -> Iterator[str]:
         """The statuses' task IDs, without building statuses that are decoded when read."""
-        if isinstance(self.statuses, LazyStatuses):
+        if isinstance(self.statuses, LazyStatuses | StatusPage):
             return self.statuses.task_ids()
         return (status.task_id for status in self.statuses)
 

@@ -3,7 +3,8 @@
 `SetState` is the only code that changes a set. Aggregates (`aggregates.Aggregates`) are kept
 up to date as statuses change, so rendering `/metrics` never walks the tasks; nor does a poll:
 due and final tasks are read from indexes kept beside them (`taskindex.TaskIndex`). Records
-are values shared by the tasks that hold the same (`records.TaskRecord`). Work over many tasks
+are values shared by the tasks that hold the same (`records.TaskRecord`); an answer is applied
+by `answers.Answers`, in bulk where it leaves tasks as they were. Work over many tasks
 is written as generators that yield every few thousand, so the store can give the event loop
 a turn between chunks.
 """
@@ -11,11 +12,12 @@ a turn between chunks.
 from __future__ import annotations
 
 import logging
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from exporter.core import eta, ledger
-from exporter.core.aggregates import MISSING, OTHER, Aggregates
-from exporter.core.model import FetchResult, LazyStatuses, PollOutcome, TaskState, TaskStatus
+from exporter.core.aggregates import MISSING
+from exporter.core.answers import SEEN, Answers, bounded_progress, only_seen
+from exporter.core.model import PollOutcome, TaskState, TaskStatus
 from exporter.core.provider import IdSyntax, Vocabulary
 from exporter.core.records import TaskRecord
 from exporter.core.taskindex import TaskIndex
@@ -23,11 +25,8 @@ from exporter.core.tombstones import Tombstones
 
 log = logging.getLogger(__name__)
 
-APPLY_CHUNK = 1_000  # statuses applied between two turns of the event loop
-SEEN = -1  # what `_apply_status` returns when only the time the task was last seen moved
 
-
-class SetState(Aggregates):
+class SetState(Answers):
     """Tracked tasks of one task set and everything exported about them."""
 
     def __init__(self, name: str, provider: str, vocabulary: Vocabulary, *, keep_changes: bool = False) -> None:
@@ -122,44 +121,6 @@ class SetState(Aggregates):
             self._update_eta(outcome, completed, now)
         self.last_poll = now
 
-    def _apply_result(self, result: FetchResult, now: float, bad: list[str]) -> Generator[None, None, int]:
-        """One answer's statuses; returns how many newly became done.
-
-        Statuses a provider keeps as the plain fields it parsed (LazyStatuses) are built only
-        for tasks whose record may change: the same fields meeting the same pending record as
-        earlier in this poll move only the time it was last seen, to the record that got."""
-        if isinstance(result.statuses, LazyStatuses):
-            items, decode, tail = result.statuses.parts()
-        else:
-            items, decode, tail = (), TaskStatus, result.statuses
-        tasks, apply, pending = self.tasks, self._apply, TaskState.PENDING
-        same: dict[tuple[object, ...], tuple[TaskRecord, TaskRecord]] = {}  # fields -> (record, it seen now)
-        completed = 0
-        for start in range(0, len(items), APPLY_CHUNK):
-            for item in items[start : start + APPLY_CHUNK]:
-                rec = tasks.get(item[0])
-                if rec is None or rec.state is not pending:
-                    completed += max(0, apply(decode(*item), now, bad))
-                    continue
-                fields: tuple[object, ...] | None = item[1:]
-                try:
-                    hit = same.get(fields)  # type: ignore[arg-type]
-                except TypeError:  # an unhashable field (a fault's details): no shortcut
-                    fields, hit = None, None
-                if hit is not None and hit[0] is rec:
-                    tasks[item[0]] = hit[1]
-                    continue
-                applied = apply(decode(*item), now, bad)
-                if applied == SEEN and fields is not None:
-                    same[fields] = (rec, tasks[item[0]])
-                completed += max(0, applied)
-            yield
-        for start in range(0, len(tail), APPLY_CHUNK):
-            for status in tail[start : start + APPLY_CHUNK]:
-                completed += max(0, apply(status, now, bad))
-            yield
-        return completed
-
     def _apply(self, status: TaskStatus, now: float, bad: list[str]) -> int:
         """`_apply_status` for a task tracked or to be tracked; 0 for one refused."""
         if status.task_id not in self.tasks and (why := self.refused(status.task_id)) is not None:
@@ -181,28 +142,16 @@ class SetState(Aggregates):
 
     def _apply_status(self, status: TaskStatus, now: float) -> int:
         """Apply one task's status: 1 when it newly became done, SEEN when only its last-seen time moved, else 0."""
-        vocab, state, raw = self.vocabulary, status.state, status.provider_status
-        label = MISSING if raw == MISSING else (self.bounded("status", raw, vocab.statuses) or OTHER)
+        state, label = status.state, self.label(status.provider_status)
         failed = state is TaskState.ERROR
-        fault = self.bounded("fault code", status.fault_code, vocab.fault_codes) if failed else ""
-        progress = None if status.progress is None else max(0.0, min(1.0, status.progress))
+        fault = self.bounded("fault code", status.fault_code, self.vocabulary.fault_codes) if failed else ""
+        progress = bounded_progress(status.progress)
         task_id = status.task_id
         old = self.tasks.get(task_id)
         rec = TaskRecord.new(now) if old is None else old
         if old is None:
             changed = saved = True
-        elif (
-            rec.state is state
-            and not failed
-            and rec.status == label
-            and rec.progress == progress
-            and rec.eta == status.eta_seconds
-            and rec.not_before == status.not_before
-            and not rec.misses
-            and rec.last_seen is not None
-            and status.created is None
-            and status.finished is None
-        ):
+        elif only_seen(rec, status, label, progress):
             # Most tasks of most polls: nothing else moved, nothing to save or count.
             self.index.put(task_id, rec, self._seen_now(rec, now))
             return SEEN
@@ -248,13 +197,6 @@ class SetState(Aggregates):
         if was_final or state is TaskState.PENDING or baseline:
             return 0
         return self._count_transition(status, rec, now, seen_pending)
-
-    def _seen_now(self, rec: TaskRecord, now: float) -> TaskRecord:
-        """The record seen at `now`, shared by every task that had `rec`."""
-        seen = self._seen.get(rec)
-        if seen is None:
-            seen = self._seen[rec] = self.index.intern(rec._replace(last_seen=now))
-        return seen
 
     def _count_transition(self, status: TaskStatus, rec: TaskRecord, now: float, seen_pending: bool) -> int:
         """A task's first transition into a final state: counted once. Returns 1 for done."""

@@ -1,0 +1,162 @@
+"""Applying one answer's statuses to a set, a chunk at a time, without building what stays put.
+
+Most statuses of most polls leave their task as it was: a pending task still pending, its
+record changing only in the time it was last seen, to the record every such task of the poll
+shares. Statuses a provider keeps as plain fields (`LazyStatuses`) are built only for tasks
+whose record may change; statuses kept compact (`StatusPage`) are applied by kind, and those
+of a pending kind meeting tasks that only move their last-seen time are applied in bulk (dict
+operations over a chunk at once), the rest one at a time, in their order in the answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from itertools import compress
+
+from exporter.core.aggregates import MISSING, OTHER, Aggregates
+from exporter.core.model import FetchResult, LazyStatuses, StatusPage, TaskState, TaskStatus
+from exporter.core.records import TaskRecord
+from exporter.core.taskindex import TaskIndex
+
+APPLY_CHUNK = 1_000  # statuses applied one at a time between two turns of the event loop
+BULK_CHUNK = 10_000  # statuses of a compact answer looked at in bulk between two turns
+SEEN = -1  # what `_apply_status` returns when only the time the task was last seen moved
+PENDING = TaskState.PENDING
+# A table for bytes.translate per code: that code becomes 1, every other 0 (a mask for compress).
+MASKS = [bytes(int(i == code) for i in range(256)) for code in range(256)]
+
+
+def bounded_progress(progress: float | None) -> float | None:
+    return None if progress is None else max(0.0, min(1.0, progress))
+
+
+def only_seen(rec: TaskRecord, status: TaskStatus, label: str, progress: float | None) -> bool:
+    """Whether `status` leaves a tracked task's record as it is but for the time it was last seen."""
+    return (
+        rec.state is status.state
+        and status.state is not TaskState.ERROR
+        and rec.status == label
+        and rec.progress == progress
+        and rec.eta == status.eta_seconds
+        and rec.not_before == status.not_before
+        and not rec.misses
+        and rec.last_seen is not None
+        and status.created is None
+        and status.finished is None
+    )
+
+
+class Answers(Aggregates):
+    """How a set applies one answer; `SetState` gives `_apply` (one status) and the index."""
+
+    index: TaskIndex
+    _seen: dict[TaskRecord, TaskRecord]  # during a poll: a record, and it seen in this poll
+
+    def _apply(self, status: TaskStatus, now: float, bad: list[str]) -> int:
+        raise NotImplementedError
+
+    def label(self, raw: str) -> str:
+        """The bounded status label a provider status is exported under."""
+        return MISSING if raw == MISSING else (self.bounded("status", raw, self.vocabulary.statuses) or OTHER)
+
+    def _seen_now(self, rec: TaskRecord, now: float) -> TaskRecord:
+        """The record seen at `now`, shared by every task that had `rec`."""
+        seen = self._seen.get(rec)
+        if seen is None:
+            seen = self._seen[rec] = self.index.intern(rec._replace(last_seen=now))
+        return seen
+
+    def _apply_result(self, result: FetchResult, now: float, bad: list[str]) -> Generator[None, None, int]:
+        """One answer's statuses; returns how many newly became done.
+
+        Statuses a provider keeps as the plain fields it parsed (LazyStatuses) are built only
+        for tasks whose record may change: the same fields meeting the same pending record as
+        earlier in this poll move only the time it was last seen, to the record that got."""
+        if isinstance(result.statuses, StatusPage):
+            return (yield from self._apply_page(result.statuses, now, bad))
+        if isinstance(result.statuses, LazyStatuses):
+            items, decode, tail = result.statuses.parts()
+        else:
+            items, decode, tail = (), TaskStatus, result.statuses
+        tasks, apply = self.tasks, self._apply
+        same: dict[tuple[object, ...], tuple[TaskRecord, TaskRecord]] = {}  # fields -> (record, it seen now)
+        completed = 0
+        for start in range(0, len(items), APPLY_CHUNK):
+            for item in items[start : start + APPLY_CHUNK]:
+                rec = tasks.get(item[0])
+                if rec is None or rec.state is not PENDING:
+                    completed += max(0, apply(decode(*item), now, bad))
+                    continue
+                fields: tuple[object, ...] | None = item[1:]
+                try:
+                    hit = same.get(fields)  # type: ignore[arg-type]
+                except TypeError:  # an unhashable field (a fault's details): no shortcut
+                    fields, hit = None, None
+                if hit is not None and hit[0] is rec:
+                    tasks[item[0]] = hit[1]
+                    continue
+                applied = apply(decode(*item), now, bad)
+                if applied == SEEN and fields is not None:
+                    same[fields] = (rec, tasks[item[0]])
+                completed += max(0, applied)
+            yield
+        for start in range(0, len(tail), APPLY_CHUNK):
+            for status in tail[start : start + APPLY_CHUNK]:
+                completed += max(0, apply(status, now, bad))
+            yield
+        return completed
+
+    def _apply_page(self, page: StatusPage, now: float, bad: list[str]) -> Generator[None, None, int]:
+        """A compact answer: the statuses of a pending kind whose tasks only move their last-seen
+        time in bulk, every other status one at a time, in the answer's order."""
+        bulk: dict[int, tuple[TaskStatus, str, float | None]] = {}  # code -> (its status, label, progress)
+        for code, fields in enumerate(page.kinds):
+            probe = page.decode("", *fields)
+            if probe.state is PENDING:
+                bulk[code] = (probe, self.label(probe.provider_status), bounded_progress(probe.progress))
+        ids = page.task_id_list()
+        completed = 0
+        for start in range(0, len(ids), BULK_CHUNK):
+            codes = page.codes[start : start + BULK_CHUNK]
+            chunk = ids[start : start + BULK_CHUNK]
+            slow: list[int] = []  # positions in the answer of the statuses applied one at a time
+            for code in set(codes):
+                mask = codes.translate(MASKS[code])
+                if code in bulk:
+                    slow += self._apply_seen(chunk, mask, start, bulk[code], now)
+                else:
+                    slow += compress(range(start, start + len(chunk)), mask)
+            yield
+            slow.sort()
+            for at in range(0, len(slow), APPLY_CHUNK):
+                for i in slow[at : at + APPLY_CHUNK]:
+                    completed += max(0, self._apply(page.decode(ids[i], *page.fields(i)), now, bad))
+                yield
+        return completed
+
+    def _apply_seen(
+        self, chunk: list[str], mask: bytes, start: int, kind: tuple[TaskStatus, str, float | None], now: float
+    ) -> list[int]:
+        """Statuses of one pending kind: tasks whose record only moves its last-seen time get the
+        record seen now, in bulk; the positions of the others are returned, to apply one at a time."""
+        tasks, (status, label, progress) = self.tasks, kind
+        selected = list(compress(chunk, mask))
+        recs = list(map(tasks.get, selected))
+        distinct = set(recs)  # tasks seen in the same polls share their record: a handful
+        moved: dict[TaskRecord | None, TaskRecord] = {
+            rec: self._seen_now(rec, now)
+            for rec in distinct
+            if rec is not None and only_seen(rec, status, label, progress)
+        }
+        if len(moved) == len(distinct):
+            tasks.update(zip(selected, map(moved.__getitem__, recs), strict=True))
+            return []
+        positions = compress(range(start, start + len(chunk)), mask)
+        slow: list[int] = []
+        for task_id, rec, at in zip(selected, recs, positions, strict=True):
+            seen = moved.get(rec)
+            if seen is None:
+                slow.append(at)
+            else:
+                tasks[task_id] = seen
+        return slow
