@@ -154,7 +154,7 @@ class HttpClient:
         parse: Callable[[HttpResponse], T],
         *,
         params: Mapping[str, str] | None = None,
-        data: Mapping[str, str] | None = None,
+        data: Mapping[str, str] | bytes | None = None,  # a form, or a body encoded by the provider
         json_body: Any = None,
         headers: Mapping[str, str] | None = None,
     ) -> T:
@@ -186,7 +186,7 @@ class HttpClient:
         url: str,
         where: str,
         params: Mapping[str, str] | None,
-        data: Mapping[str, str] | None,
+        data: Mapping[str, str] | bytes | None,
         json_body: Any,
         headers: Mapping[str, str] | None,
     ) -> HttpResponse:

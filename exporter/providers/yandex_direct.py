@@ -5,6 +5,7 @@ Sections, in the order every provider module keeps: config, request, parse, stat
 
 from __future__ import annotations
 
+import json
 import operator
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -16,6 +17,7 @@ from exporter.core.classify import api_error
 from exporter.core.errors import BadResponse, ProviderError
 from exporter.core.http import HttpClient, HttpResponse
 from exporter.core.model import FetchResult, LazyStatuses, TaskState, TaskStatus
+from exporter.core.pages import CompactPage, ItemPage, Page, compact_page, names_as_asked, status_page
 from exporter.core.provider import Account, AccountField, CounterSpec, ErrorCodes, IdSyntax, Vocabulary
 
 # -- config -----------------------------------------------------------------------------
@@ -24,7 +26,8 @@ PAGE_LIMIT = 10_000  # the API's cap of tasks per response
 LOGINS_PER_CALL = 10  # the API's cap of agency client logins per call
 MAX_PAGES = 1_000  # bounds every paging loop, whatever TotalObjectsCount says
 ID_SYNTAX = IdSyntax(re.compile(r"[1-9][0-9]{0,17}"), "a positive integer (an AdImageUploadTaskID)")
-ID_LINES = re.compile(r"(?:[1-9][0-9]{0,17}\n)*")  # every ID of a batch at once: one match, not one a task
+ID_LIST = re.compile(r"[1-9][0-9]{0,17}(?:,[1-9][0-9]{0,17})*")  # a batch's IDs, comma-separated: one match
+IDS_MARK = '"AdImageUploadTaskIDS": [0]'  # where a request's IDs go, as the text they were asked with
 TEXT_CAP = 200  # characters of an API text kept in a message
 
 
@@ -32,7 +35,6 @@ TEXT_CAP = 200  # characters of an API text kept in a message
 
 STATES: Mapping[str, TaskState] = {"Pending": TaskState.PENDING, "Done": TaskState.DONE, "Error": TaskState.ERROR}
 STATUS_NAMES: Mapping[str, str] = {name: name for name in STATES}
-ERROR = "Error"
 
 # Request-level codes (v5 meanings; v4 uses the same numbers for these).
 ERRORS = ErrorCodes(
@@ -105,13 +107,23 @@ class YandexDirect:
 
     async def fetch(self, task_ids: Sequence[str]) -> FetchResult:
         """Statuses of these tasks. The API drops tasks after about a day without saying so: IDs
-        its answers leave out are omitted, and not_found once the core has seen that often enough."""
+        its answers leave out are omitted, and not_found once the core has seen that often enough.
+        An answer naming every ID asked once, in the order asked (the usual), is kept compact."""
         # IDs are checked where they enter; this is the last guard, as an empty list would ask for all.
-        asked = task_ids if _all_ids(task_ids) else [t for t in task_ids if ID_SYNTAX.accepts(t)]
-        found: dict[str, _Item] = {}
+        text = _id_text(task_ids)
+        asked = task_ids if text is not None else [t for t in task_ids if ID_SYNTAX.accepts(t)]
+        pages: list[Page] = []
         for logins in self._login_groups if asked else ():
-            async for page in self._pages(logins, asked):
-                found.update(zip(map(_TASK_ID, page), page, strict=True))
+            async for page in self._pages(logins, ",".join(asked) if text is None else text):
+                pages.append(page)
+        compact = [p for p in pages if isinstance(p, CompactPage)]
+        if len(compact) == len(pages) and len(self._login_groups) == 1 and names_as_asked(compact, text or "-"):
+            return FetchResult(status_page(compact, KINDS, _status))
+        found: dict[str, tuple[Any, ...]] = {}
+        for page in pages:
+            items = page.items(KINDS)
+            found.update(zip(map(_TASK_ID, items), items, strict=True))
+        pages.clear()
         if len(found) > len(asked):  # the answer named tasks not asked about
             for task_id in found.keys() - set(asked):
                 del found[task_id]
@@ -121,23 +133,23 @@ class YandexDirect:
 
     async def discover(self) -> FetchResult:
         """Every task of about the last day: an empty selection lists them all."""
-        items: list[_Item] = []
+        items: list[tuple[Any, ...]] = []
         for logins in self._login_groups:
-            async for page in self._pages(logins, []):
-                items.extend(page)
+            async for page in self._pages(logins, ""):
+                items.extend(page.items(KINDS))
         return FetchResult(LazyStatuses(items, _status))
 
     # -- request ------------------------------------------------------------------------
 
-    async def _pages(self, logins: Sequence[str], task_ids: Sequence[str]) -> AsyncIterator[list[_Item]]:
+    async def _pages(self, logins: Sequence[str], ids: str) -> AsyncIterator[Page]:
         """Page through CheckUploadStatus until TotalObjectsCount is reached (bounded); without a
         total (it may be null), until a page is not full."""
         offset, pages = 0, 0
         while True:
             if pages >= MAX_PAGES:
                 raise BadResponse(f"more than {MAX_PAGES} pages of upload tasks; narrow the selection")
-            body = self._body(logins, task_ids, offset)
-            page, total = await self._http.call("POST", self._url, _parse_page, json_body=body)
+            body = self._body(logins, ids, offset)
+            page, total = await self._http.call("POST", self._url, _parse_compact, data=body, headers=JSON)
             yield page
             pages += 1
             offset += len(page)
@@ -145,18 +157,21 @@ class YandexDirect:
             if not page or (offset >= total if total is not None else len(page) < PAGE_LIMIT):
                 return
 
-    def _body(self, logins: Sequence[str], task_ids: Sequence[str], offset: int) -> dict[str, Any]:
+    def _body(self, logins: Sequence[str], ids: str, offset: int) -> bytes:
+        """The request; the IDs (comma-separated, checked) go in as they are, as the API's integer array."""
         criteria: dict[str, Any] = {"Limit": PAGE_LIMIT, "Offset": offset}
         if logins:
             criteria["Logins"] = list(logins)
-        if task_ids:
-            criteria["AdImageUploadTaskIDS"] = list(map(int, task_ids))  # an integer array in the API's schema
-        return {
+        if ids:
+            criteria["AdImageUploadTaskIDS"] = [0]
+        request = {
             "method": "AdImage",
             "token": self._token,
             "locale": self._locale,
             "param": {"Action": "CheckUploadStatus", "SelectionCriteria": criteria},
         }
+        # The mark's quotes cannot appear unescaped inside a string: it is found only as the key.
+        return json.dumps(request).replace(IDS_MARK, f'"AdImageUploadTaskIDS": [{ids}]', 1).encode()
 
 
 # -- parse ------------------------------------------------------------------------------
@@ -185,8 +200,48 @@ class _Answer(msgspec.Struct, gc=False):
     error_detail: Any = None
 
 
+class _RawUpload(msgspec.Struct, gc=False):
+    """An upload task with its ID as the answer wrote it (checked before it is used)."""
+
+    AdImageUploadTaskID: msgspec.Raw
+    Status: Any = ""
+    Error: Any = None
+
+
+class _RawData(msgspec.Struct, gc=False):
+    AdImageUploads: list[_RawUpload] | None = None
+    TotalObjectsCount: int | None = None
+
+
+class _RawAnswer(msgspec.Struct, gc=False):
+    data: _RawData | None = None
+    error_code: Any = None
+
+
 _ANSWER = msgspec.json.Decoder(_Answer, strict=False)  # numbers sent as strings are read too
+_RAW_ANSWER = msgspec.json.Decoder(_RawAnswer, strict=False)
 _TASK_ID = operator.itemgetter(0)  # of an _Item
+_ID, _WORD = operator.attrgetter("AdImageUploadTaskID"), operator.attrgetter("Status")
+# A compact page's kinds: the fields after the ID shared by every status of a kind; errors are apart.
+KINDS: Sequence[tuple[str, Any]] = (("Pending", None), ("Done", None))
+CODES: Mapping[str, int] = {raw: code for code, (raw, _) in enumerate(KINDS)}
+JSON = {"Content-Type": "application/json"}
+
+
+def _parse_compact(response: HttpResponse) -> tuple[Page, int | None]:
+    """One page, kept compact when it is the usual one (core.pages): a 2xx answer whose task IDs
+    are plain integers; any other is read by `_parse_page`, which says what is wrong with it."""
+    try:
+        answer = _RAW_ANSWER.decode(response.body) if response.status < 300 else None
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        answer = None
+    if answer is not None and answer.error_code is None and answer.data is not None:
+        uploads = answer.data.AdImageUploads or ()
+        page = compact_page(map(_ID, uploads), map(_WORD, uploads), CODES, lambda i: _fields(uploads[i]))
+        if page is not None:
+            return page, answer.data.TotalObjectsCount
+    items, total = _parse_page(response)
+    return ItemPage(items), total
 
 
 def _parse_page(response: HttpResponse) -> tuple[list[_Item], int | None]:
@@ -199,29 +254,26 @@ def _parse_page(response: HttpResponse) -> tuple[list[_Item], int | None]:
     response.raise_for_status()
     if answer.data is None:
         raise BadResponse(f"no data in the answer from {response.where}")
-    uploads = answer.data.AdImageUploads or ()
-    try:  # the usual page, without a call per task: a status word and no error unless it is Error
-        items = [
-            (str(u.AdImageUploadTaskID), STATUS_NAMES[u.Status], u.Error if u.Status == ERROR else None)
-            for u in uploads
-        ]
-    except (KeyError, TypeError):  # a status outside the known words, or not a word at all
-        items = [_item(upload) for upload in uploads]
-    return items, answer.data.TotalObjectsCount
+    return [_item(upload) for upload in answer.data.AdImageUploads or ()], answer.data.TotalObjectsCount
 
 
 def _item(upload: _Upload) -> _Item:
     """What a status is built from; the page's objects are freed once it is parsed."""
+    return str(upload.AdImageUploadTaskID), *_fields(upload)
+
+
+def _fields(upload: _Upload | _RawUpload) -> tuple[str, Any]:
     status = str(upload.Status)
     raw = STATUS_NAMES.get(status, status)  # the page's own copies of "Pending" go with the page
     failed = STATES.get(raw) is TaskState.ERROR
-    return str(upload.AdImageUploadTaskID), raw, upload.Error if failed else None
+    return raw, upload.Error if failed else None
 
 
-def _all_ids(task_ids: Sequence[str]) -> bool:
-    """Whether every ID is in the API's syntax (no ID can hide a line break: each is one line)."""
-    text = "\n".join(task_ids) + "\n"
-    return text.count("\n") == len(task_ids) and ID_LINES.fullmatch(text) is not None
+def _id_text(task_ids: Sequence[str]) -> str | None:
+    """The IDs comma-separated, if every one is in the API's syntax (none can hide a comma: the
+    text has one fewer than there are IDs); else None."""
+    text = ",".join(task_ids)
+    return text if text.count(",") == len(task_ids) - 1 and ID_LIST.fullmatch(text) else None
 
 
 def _status(task_id: str, raw: str, error: Any) -> TaskStatus:
