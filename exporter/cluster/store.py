@@ -77,6 +77,8 @@ def unavailable(err: RedisError, doing: str) -> StoreUnavailable:
 class RedisSink:
     """The StateSink of a replica: each set (unit) it holds, saved under that unit's lease."""
 
+    counts_transitions = True  # each transition's increments are applied where its prior state is checked
+
     def __init__(
         self,
         redis: Redis,

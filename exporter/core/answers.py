@@ -10,7 +10,7 @@ operations over a chunk at once), the rest one at a time, in their order in the 
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from itertools import compress
 
 from exporter.core.aggregates import MISSING, OTHER, Aggregates
@@ -114,7 +114,7 @@ class Answers(Aggregates):
             probe = page.decode("", *fields)
             if probe.state is PENDING:
                 bulk[code] = (probe, self.label(probe.provider_status), bounded_progress(probe.progress))
-        ids = page.task_id_list()
+        ids = page.ids
         completed = 0
         for start in range(0, len(ids), BULK_CHUNK):
             codes = page.codes[start : start + BULK_CHUNK]
@@ -135,26 +135,27 @@ class Answers(Aggregates):
         return completed
 
     def _apply_seen(
-        self, chunk: list[str], mask: bytes, start: int, kind: tuple[TaskStatus, str, float | None], now: float
+        self, chunk: Sequence[str], mask: bytes, start: int, kind: tuple[TaskStatus, str, float | None], now: float
     ) -> list[int]:
         """Statuses of one pending kind: tasks whose record only moves its last-seen time get the
         record seen now, in bulk; the positions of the others are returned, to apply one at a time."""
         tasks, (status, label, progress) = self.tasks, kind
         selected = list(compress(chunk, mask))
         recs = list(map(tasks.get, selected))
-        distinct = set(recs)  # tasks seen in the same polls share their record: a handful
-        moved: dict[TaskRecord | None, TaskRecord] = {
-            rec: self._seen_now(rec, now)
-            for rec in distinct
-            if rec is not None and only_seen(rec, status, label, progress)
-        }
-        if len(moved) == len(distinct):
-            tasks.update(zip(selected, map(moved.__getitem__, recs), strict=True))
+        # Records are told apart by identity: hashing a record hashes every field, twice a task.
+        keys = list(map(id, recs))
+        moved: dict[int, TaskRecord] = {}
+        for key in set(keys):  # tasks seen in the same polls share their record: a handful
+            rec = recs[keys.index(key)]
+            if rec is not None and only_seen(rec, status, label, progress):
+                moved[key] = self._seen_now(rec, now)
+        if len(moved) == len(set(keys)):
+            tasks.update(zip(selected, map(moved.__getitem__, keys), strict=True))
             return []
         positions = compress(range(start, start + len(chunk)), mask)
         slow: list[int] = []
-        for task_id, rec, at in zip(selected, recs, positions, strict=True):
-            seen = moved.get(rec)
+        for task_id, key, at in zip(selected, keys, positions, strict=True):
+            seen = moved.get(key)
             if seen is None:
                 slow.append(at)
             else:

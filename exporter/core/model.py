@@ -114,36 +114,33 @@ APART = 255  # a StatusPage code: the status's fields are its own, kept apart
 
 
 class StatusPage(Sequence[TaskStatus]):
-    """Statuses kept compact until they are applied: the task IDs as one text (`sep` between two,
-    never inside one), and one byte a status naming its kind, the fields after the ID that every
-    status of that kind shares; statuses whose fields are their own (an error's) are kept apart,
-    by position. Each task is named at most once.
+    """Statuses kept compact until they are applied: the task IDs (the very strings the tasks
+    were asked with, each named once), and one byte a status naming its kind, the fields after
+    the ID that every status of that kind shares; statuses whose fields are their own (an
+    error's) are kept apart, by position.
 
     A poll of a million tasks holds its answers until it applies them: kept so, a status costs
-    about ten bytes until then, and nothing in it is for the garbage collector to walk. The
-    state applies the statuses of a kind that leave a task as it was in bulk (`SetState`).
+    a byte beside the batch of IDs the poll holds anyway, and nothing in it is for the garbage
+    collector to walk. The state applies the statuses of a kind that leave a task as it was in
+    bulk (`answers.Answers`); the IDs being the tracked strings themselves, each is found in
+    the set's dict by identity, without comparing its characters.
     """
 
-    __slots__ = ("apart", "codes", "decode", "ids", "kinds", "sep")
+    __slots__ = ("apart", "codes", "decode", "ids", "kinds")
 
     def __init__(
         self,
-        ids: str,
+        ids: Sequence[str],
         codes: bytes,
         kinds: Sequence[tuple[Any, ...]],
         decode: Callable[..., TaskStatus],
         apart: Mapping[int, tuple[Any, ...]] | None = None,
-        sep: str = ",",
     ) -> None:
         self.ids = ids
         self.codes = codes
         self.kinds = kinds
         self.decode = decode
         self.apart = apart or {}
-        self.sep = sep
-
-    def task_id_list(self) -> list[str]:
-        return self.ids.split(self.sep) if self.codes else []
 
     def fields(self, index: int) -> tuple[Any, ...]:
         """What the status at `index` is decoded from, after its task ID."""
@@ -165,14 +162,14 @@ class StatusPage(Sequence[TaskStatus]):
         if not -len(self) <= index < len(self):
             raise IndexError(index)
         index %= len(self)
-        return self.decode(self.task_id_list()[index], *self.fields(index))
+        return self.decode(self.ids[index], *self.fields(index))
 
     def __iter__(self) -> Iterator[TaskStatus]:
-        for index, task_id in enumerate(self.task_id_list()):
+        for index, task_id in enumerate(self.ids):
             yield self.decode(task_id, *self.fields(index))
 
     def task_ids(self) -> Iterator[str]:
-        return iter(self.task_id_list())
+        return iter(self.ids)
 
 
 class RequestTally:

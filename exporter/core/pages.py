@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import repeat
-from typing import Any
+from typing import Any, ClassVar
 
 from exporter.core.model import APART, StatusPage, TaskStatus
 
@@ -47,6 +47,8 @@ class CompactPage:
 class ItemPage(list[tuple[Any, ...]]):
     """A page as one item a task (its ID, then the fields of its status): an answer out of the usual."""
 
+    ids: ClassVar[str] = ""  # not kept as a text
+
     def items(self, kinds: Sequence[tuple[Any, ...]] = ()) -> list[tuple[Any, ...]]:
         return self
 
@@ -59,16 +61,22 @@ def compact_page(
     words: Iterable[Any],
     codes: Mapping[Any, int],
     apart: Callable[[int], tuple[Any, ...]],
+    asked: str = "",
+    at: int = 0,
 ) -> CompactPage | None:
     """A page from its IDs as the answer wrote them (bytes-like JSON values), its status words
     (`codes` names the code of each word that makes a kind; any other is apart, with the fields
-    `apart(position)` gives), or None when an ID is not a plain integer or a word not hashable."""
+    `apart(position)` gives), or None when an ID is not a plain integer or a word not hashable.
+    IDs that are those asked (`asked`, comma-separated, checked, from the character `at` on)
+    need no other check."""
     ids = b",".join(raw_ids).decode("latin-1")
     try:
         kinds = bytes(map(codes.get, words, repeat(APART)))
     except TypeError:
         return None
-    if not kinds or not JSON_INTEGERS.fullmatch(ids):
+    end = at + len(ids)
+    as_asked = asked.startswith(ids, at) and asked[end : end + 1] in ("", ",")
+    if not kinds or not (as_asked or JSON_INTEGERS.fullmatch(ids)):
         return None
     fields: dict[int, tuple[Any, ...]] = {}
     i = kinds.find(APART_CODE)
@@ -84,13 +92,17 @@ def names_as_asked(pages: Sequence[CompactPage], asked: str) -> bool:
 
 
 def status_page(
-    pages: Sequence[CompactPage], kinds: Sequence[tuple[Any, ...]], decode: Callable[..., TaskStatus]
+    pages: Sequence[CompactPage],
+    asked: Sequence[str],
+    kinds: Sequence[tuple[Any, ...]],
+    decode: Callable[..., TaskStatus],
 ) -> StatusPage:
-    """The pages of one answer as one StatusPage."""
+    """The pages of one answer that named the IDs `asked` as asked (`names_as_asked`), as one
+    StatusPage of those very ID strings."""
     if len(pages) == 1:
-        return StatusPage(pages[0].ids, pages[0].codes, kinds, decode, pages[0].apart)
+        return StatusPage(asked, pages[0].codes, kinds, decode, pages[0].apart)
     apart, offset = {}, 0
     for page in pages:
         apart.update({offset + i: fields for i, fields in page.apart.items()})
         offset += len(page)
-    return StatusPage(",".join(p.ids for p in pages), b"".join(p.codes for p in pages), kinds, decode, apart)
+    return StatusPage(asked, b"".join(p.codes for p in pages), kinds, decode, apart)

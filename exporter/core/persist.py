@@ -52,6 +52,8 @@ ADVICE = "move it aside (the exporter then starts afresh) or restore a backup"
 class StateFile:
     """One SQLite file holding every set's tasks, tombstones and aggregates (a StateSink)."""
 
+    counts_transitions = False  # the counters are saved whole, with the aggregates
+
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         file = Path(self.path)

@@ -35,6 +35,10 @@ class SavedSet:
 class StateSink(Protocol):
     """Keeps what the store hands it; every method runs its blocking I/O off the event loop."""
 
+    # Whether it takes each transition's counter increments (SetChanges.counted); a sink that
+    # saves the aggregates whole does not, and they are then not built at every transition.
+    counts_transitions: bool
+
     async def load(self, name: str, provider: str) -> SavedSet | None: ...
 
     async def rows(self, name: str, after: str, limit: int) -> list[tuple[Any, ...]]:

@@ -69,7 +69,9 @@ class StateStore:
         """The set of this name and provider, new (and due for `restore`) if there was none."""
         st = self.sets.get(name)
         if st is None or st.provider != provider:
-            st = self.sets[name] = SetState(name, provider, vocabulary, keep_changes=self.sink is not None)
+            counted = self.sink is not None and getattr(self.sink, "counts_transitions", True)
+            st = SetState(name, provider, vocabulary, keep_changes=self.sink is not None, keep_counted=counted)
+            self.sets[name] = st
             if self.sink is not None:
                 self._to_restore.add(name)
             self.changed()

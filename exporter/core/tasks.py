@@ -29,7 +29,15 @@ log = logging.getLogger(__name__)
 class SetState(Answers):
     """Tracked tasks of one task set and everything exported about them."""
 
-    def __init__(self, name: str, provider: str, vocabulary: Vocabulary, *, keep_changes: bool = False) -> None:
+    def __init__(
+        self,
+        name: str,
+        provider: str,
+        vocabulary: Vocabulary,
+        *,
+        keep_changes: bool = False,
+        keep_counted: bool | None = None,  # the transitions' increments too (default: with the changes)
+    ) -> None:
         super().__init__(name, provider, vocabulary)
         self.id_syntax: IdSyntax | None = None
         self.not_found_after = 3
@@ -51,7 +59,8 @@ class SetState(Answers):
         # Changes since the last save; kept only when something saves them.
         self.keep_changes = keep_changes
         self.dirty: set[str] = set()
-        self.counted: dict[str, ledger.Increments] | None = {} if keep_changes else None  # since the last save
+        counting = keep_changes if keep_counted is None else keep_counted
+        self.counted: dict[str, ledger.Increments] | None = {} if counting else None  # since the last save
         self._seen: dict[TaskRecord, TaskRecord] = {}  # during a poll: a record, and it seen in this poll
 
     # -- IDs coming in ------------------------------------------------------------------

@@ -5,6 +5,7 @@ Sections, in the order every provider module keeps: config, request, parse, stat
 
 from __future__ import annotations
 
+import functools
 import json
 import operator
 import re
@@ -118,7 +119,7 @@ class YandexDirect:
                 pages.append(page)
         compact = [p for p in pages if isinstance(p, CompactPage)]
         if len(compact) == len(pages) and len(self._login_groups) == 1 and names_as_asked(compact, text or "-"):
-            return FetchResult(status_page(compact, KINDS, _status))
+            return FetchResult(status_page(compact, task_ids, KINDS, _status))
         found: dict[str, tuple[Any, ...]] = {}
         for page in pages:
             items = page.items(KINDS)
@@ -144,15 +145,17 @@ class YandexDirect:
     async def _pages(self, logins: Sequence[str], ids: str) -> AsyncIterator[Page]:
         """Page through CheckUploadStatus until TotalObjectsCount is reached (bounded); without a
         total (it may be null), until a page is not full."""
-        offset, pages = 0, 0
+        offset, pages, at = 0, 0, 0
         while True:
             if pages >= MAX_PAGES:
                 raise BadResponse(f"more than {MAX_PAGES} pages of upload tasks; narrow the selection")
             body = self._body(logins, ids, offset)
-            page, total = await self._http.call("POST", self._url, _parse_compact, data=body, headers=JSON)
+            parse = functools.partial(_parse_compact, asked=ids, at=at)
+            page, total = await self._http.call("POST", self._url, parse, data=body, headers=JSON)
             yield page
             pages += 1
             offset += len(page)
+            at += len(page.ids) + 1
             # An empty page: the API ran out before its own total, nothing more to ask.
             if not page or (offset >= total if total is not None else len(page) < PAGE_LIMIT):
                 return
@@ -228,7 +231,7 @@ CODES: Mapping[str, int] = {raw: code for code, (raw, _) in enumerate(KINDS)}
 JSON = {"Content-Type": "application/json"}
 
 
-def _parse_compact(response: HttpResponse) -> tuple[Page, int | None]:
+def _parse_compact(response: HttpResponse, asked: str = "", at: int = 0) -> tuple[Page, int | None]:
     """One page, kept compact when it is the usual one (core.pages): a 2xx answer whose task IDs
     are plain integers; any other is read by `_parse_page`, which says what is wrong with it."""
     try:
@@ -237,7 +240,7 @@ def _parse_compact(response: HttpResponse) -> tuple[Page, int | None]:
         answer = None
     if answer is not None and answer.error_code is None and answer.data is not None:
         uploads = answer.data.AdImageUploads or ()
-        page = compact_page(map(_ID, uploads), map(_WORD, uploads), CODES, lambda i: _fields(uploads[i]))
+        page = compact_page(map(_ID, uploads), map(_WORD, uploads), CODES, lambda i: _fields(uploads[i]), asked, at)
         if page is not None:
             return page, answer.data.TotalObjectsCount
     items, total = _parse_page(response)
