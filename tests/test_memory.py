@@ -35,3 +35,16 @@ def test_start_up_objects_are_frozen_and_cycles_made_later_are_still_collected(r
     del cycle
     gc.collect()
     assert dead() is None
+
+
+def test_collection_waits_while_polls_run_and_comes_back_after_the_last():
+    assert gc.isenabled()
+    with memory.collector_paused():
+        assert not gc.isenabled()
+        with memory.collector_paused():  # another set's poll
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), memory.collector_paused():
+        raise RuntimeError("a poll that failed")
+    assert gc.isenabled()

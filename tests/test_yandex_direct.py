@@ -181,3 +181,57 @@ def test_an_api_error_keeps_what_its_detail_says():
     with pytest.raises(Exception) as caught:
         yandex_direct._parse_page(response(body))
     assert "Authorization error; Invalid OAuth token" in str(caught.value)
+
+
+def compact_poll(ids: list[str], statuses: dict[str, Any]) -> tuple[Any, Any]:
+    """One answer naming `ids` as asked, read the usual way (compact) and task by task."""
+    from exporter.core.model import FetchResult, LazyStatuses
+    from exporter.core.pages import status_page
+
+    items = [{"AdImageUploadTaskID": int(t), "Status": statuses.get(t, "Pending"), "Name": "x"} for t in ids]
+    for item in items:
+        if item["Status"] == "Error":
+            item["Error"] = {"FaultCode": 5004, "FaultString": "bad", "FaultDetail": "image"}
+    body = {"data": {"AdImageUploads": items, "TotalObjectsCount": len(items)}}
+    page, total = yandex_direct._parse_compact(response(body), ",".join(ids), 0)
+    assert total == len(ids) and yandex_direct.names_as_asked([page], ",".join(ids))
+    compact = FetchResult(status_page([page], ids, yandex_direct.KINDS, yandex_direct._status))
+    one_by_one = FetchResult(LazyStatuses(page.items(yandex_direct.KINDS), yandex_direct._status))
+    return compact, one_by_one
+
+
+def test_a_compact_answer_leaves_the_state_as_one_read_task_by_task():
+    from exporter.core.state import PollOutcome, StateStore
+
+    ids = [str(100 + i) for i in range(2500)]
+    first = {t: "Done" for t in ids[::7]}
+    later = {**first, **{t: "Error" for t in ids[1::11]}, **{t: "Uploading" for t in ids[2::13]}}
+    stores = []
+    for way in (0, 1):
+        store = StateStore()
+        store.ensure_set("s", "yandex_direct", yandex_direct.YandexDirect.vocabulary)
+        store.track("s", ids[:-5], 10.0)  # the last five are not tracked: the answer names them anyway
+        for at, statuses in ((20.0, first), (30.0, {}), (40.0, later)):
+            result = compact_poll(ids, statuses)[way]
+            store.apply_poll("s", PollOutcome(started=at, duration=0.5, results=[result]))
+        stores.append(store.sets["s"])
+    compact, one_by_one = stores
+    assert {t: r.row(t) for t, r in compact.tasks.items()} == {t: r.row(t) for t, r in one_by_one.tasks.items()}
+    assert list(compact.index.pending) == list(one_by_one.index.pending)
+    assert (compact.by_state, compact.by_status, compact.faults) == (
+        one_by_one.by_state,
+        one_by_one.by_status,
+        one_by_one.faults,
+    )
+    assert (compact.completed_total, compact.failed_total) == (one_by_one.completed_total, one_by_one.failed_total)
+    assert compact.by_state[TaskState.ERROR] and compact.by_status["other"]
+
+
+def test_an_answer_out_of_the_asked_order_is_read_task_by_task():
+    body = {"data": {"AdImageUploads": [{"AdImageUploadTaskID": 8, "Status": "Done"}, {"AdImageUploadTaskID": 7}]}}
+    page, _ = yandex_direct._parse_compact(response(body), "7,8", 0)
+    assert not yandex_direct.names_as_asked([page], "7,8")
+    assert page.items(yandex_direct.KINDS) == [("8", "Done", None), ("7", "", None)]
+    string_ids = {"data": {"AdImageUploads": [{"AdImageUploadTaskID": "7", "Status": "Done"}]}}
+    page, _ = yandex_direct._parse_compact(response(string_ids), "7", 0)
+    assert page.items() == [("7", "Done", None)]  # read by the full parse: not kept compact

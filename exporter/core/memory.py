@@ -10,14 +10,21 @@ objects, and full collections that walk every object, start-up's included. The e
 keeps up to 100,000 long-lived task records and makes few reference cycles, so
 `tune_collector` takes what start-up built out of every later collection and lets a poll's
 short-lived objects die by reference counting before a collection looks at them.
+
+A poll of a million tasks holds a list of a million due IDs, and its batches, until it is
+applied: a collection that meets them young walks a million pointers, tens of milliseconds
+with the interpreter held. `collector_paused` keeps automatic collections off while polls
+run (the process makes few reference cycles; those made meanwhile wait for the next
+collection), and a poll's lists are gone when they come back on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import gc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 YOUNG_GENERATION = 10_000  # new objects between young collections (CPython's default is 700)
 
@@ -46,3 +53,21 @@ def tune_collector() -> None:
     gc.freeze()
     _, middle, old = gc.get_threshold()
     gc.set_threshold(YOUNG_GENERATION, middle, old)
+
+
+_polls = [0, False]  # polls under way, and whether automatic collection was on when the first began
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """No automatic collection while this (and any other poll) runs; back as it was after the last."""
+    if _polls[0] == 0:
+        _polls[1] = gc.isenabled()
+        gc.disable()
+    _polls[0] += 1
+    try:
+        yield
+    finally:
+        _polls[0] -= 1
+        if _polls[0] == 0 and _polls[1]:
+            gc.enable()

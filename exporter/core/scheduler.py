@@ -23,7 +23,7 @@ from typing import Protocol
 from exporter.core import partitions, retries
 from exporter.core.config import TaskSetConfig
 from exporter.core.errors import AuthFailed, ProviderError, StateFileError, StoreUnavailable, Unavailable
-from exporter.core.memory import release_free_memory
+from exporter.core.memory import collector_paused, release_free_memory
 from exporter.core.model import FetchResult, RequestTally
 from exporter.core.provider import Discovering, Provider
 from exporter.core.retries import BACKOFF_BASE_SECONDS
@@ -101,7 +101,8 @@ class TaskSetRunner:
                 return
             started = time.monotonic()
             try:
-                await self.poll_once()
+                with collector_paused():  # its lists freed when this returns, before any collection
+                    await self.poll_once()
             except asyncio.CancelledError:
                 raise
             except StoreUnavailable as err:
@@ -193,11 +194,12 @@ class TaskSetRunner:
 
     async def _fetch_batches(self, due: Sequence[str], results: list[FetchResult]) -> None:
         """Fetch all batches, a few at a time; after the first failure no new batch starts."""
-        queue = iter([due[i : i + self.batch_size] for i in range(0, len(due), self.batch_size)])
+        starts = iter(range(0, len(due), self.batch_size))  # each batch sliced when its turn comes
         failures: list[ProviderError] = []
 
         async def worker() -> None:
-            for batch in queue:
+            for start in starts:
+                batch = due[start : start + self.batch_size]
                 if failures:
                     return
                 if self.holding is not None and not self.holding.valid():

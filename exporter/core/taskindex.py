@@ -10,6 +10,7 @@ tasks seen in one poll are shared, so there are few such times).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import islice
 
 from exporter.core.model import TaskState
 from exporter.core.records import Interned, TaskRecord
@@ -85,10 +86,19 @@ class TaskIndex:
 
     def due_steps(self, now: float, found: list[str]) -> Iterator[None]:
         """Fill `found` with pending tasks whose "not before" time has passed, a chunk at a time."""
-        if not self.waiting:  # no task has to wait: every pending task, in one step
-            found.extend(self.pending)
-            yield
-            return
+        if not self.waiting:  # no task has to wait: every pending task, a chunk at a time
+            start, keys = len(found), iter(self.pending)
+            while True:
+                try:
+                    chunk = list(islice(keys, SCAN_CHUNK))
+                except RuntimeError:  # a task was tracked meanwhile: the rest from a fresh snapshot
+                    del found[start:]
+                    found.extend(self.pending)
+                    chunk = []
+                found.extend(chunk)
+                yield
+                if len(chunk) < SCAN_CHUNK:
+                    return
         ids = list(self.pending)  # a snapshot: pushes may add tasks between chunks
         waiting = self.waiting
         for start in range(0, len(ids), SCAN_CHUNK):
