@@ -6,7 +6,7 @@ The store calls these on the event loop; the sink writes and reads off it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from exporter.core.model import TaskState
@@ -81,3 +81,26 @@ def restore_rows(st: SetState, rows: Iterable[tuple[Any, ...]]) -> None:
         index.put(task_id, old, seen[0])
     for rec, n in loaded.values():
         st.count(rec, n)
+
+
+GROUP_CHUNK = 400_000  # characters of a group's joined IDs split between two turns of the event loop
+
+
+def restore_groups(st: SetState, groups: Iterable[tuple[str, tuple[Any, ...]]], sep: str = "\x1e") -> Iterator[None]:
+    """Task rows grouped by their values ((IDs joined by `sep`, FIELDS' values), as
+    `StateFile.groups` reads them), loaded a chunk of IDs at a time: each group's record built
+    once and its IDs entered in bulk. A task pushed while restoring gives way to its saved row."""
+    for ids, values in groups:
+        rec = st.index.intern(TaskRecord._make(values))
+        start = 0
+        while start < len(ids):
+            end = ids.find(sep, start + GROUP_CHUNK)
+            end = len(ids) if end < 0 else end
+            chunk = ids[start:end].split(sep)
+            start = end + 1
+            if st.tracked and not st.tasks.keys().isdisjoint(chunk):  # only tracked IDs can meet saved ones
+                restore_rows(st, [(task_id, *values) for task_id in chunk])
+            else:
+                st.index.put_new(chunk, rec)
+                st.count(rec, len(chunk))
+            yield

@@ -45,6 +45,22 @@ INSERT = f"INSERT OR REPLACE INTO tasks VALUES (?, ?, {', '.join('?' * len(FIELD
 SELECT_ROWS = (
     f"SELECT task_id, {', '.join(FIELDS)} FROM tasks WHERE task_set = ? AND task_id > ? ORDER BY task_id LIMIT ?"
 )
+# A page of a set's rows grouped by their values: its last task ID; then the distinct values in
+# it and, for a few, each one's rows (how many, and their IDs joined by GROUP_SEP), else all
+# groups at once (a sort of the whole page, slower than a scan a group).
+PAGE_END = (
+    "SELECT max(task_id) FROM (SELECT task_id FROM tasks WHERE task_set = ? AND task_id > ? ORDER BY task_id LIMIT ?)"
+)
+IN_PAGE = "FROM tasks WHERE task_set = ? AND task_id > ? AND task_id <= ?"
+SELECT_VALUES = f"SELECT DISTINCT {', '.join(FIELDS)} {IN_PAGE}"
+SELECT_GROUP = (
+    f"SELECT count(*), group_concat(task_id, char(30)) {IN_PAGE} AND {' AND '.join(f'{f} IS ?' for f in FIELDS)}"
+)
+SELECT_GROUPS = (
+    f"SELECT count(*), group_concat(task_id, char(30)), {', '.join(FIELDS)} {IN_PAGE} GROUP BY {', '.join(FIELDS)}"
+)
+FEW_GROUPS = 8
+GROUP_SEP = "\x1e"
 STATES = {state.value: state for state in TaskState}  # a dict lookup a row, not an Enum call
 ADVICE = "move it aside (the exporter then starts afresh) or restore a backup"
 
@@ -148,6 +164,31 @@ class StateFile:
         except sqlite3.Error as err:
             raise self.damaged(err) from None
         except (KeyError, ValueError, TypeError) as err:
+            raise self.damaged(err, f"the tasks of set {name}") from None
+
+    async def groups(self, name: str, after: str, limit: int) -> tuple[list[tuple[str, tuple[Any, ...]]], str] | None:
+        """Up to `limit` task rows after `after`, grouped by their values by SQLite: a list of
+        (their IDs joined by GROUP_SEP, FIELDS' values with the state as a TaskState), and the
+        last ID; None when an ID holds the separator (rows are then read with `rows`)."""
+        return await self._run(lambda: self._groups(name, after, limit))
+
+    def _groups(self, name: str, after: str, limit: int) -> tuple[list[tuple[str, tuple[Any, ...]]], str] | None:
+        try:
+            (last,) = self._db.execute(PAGE_END, (name, after, limit)).fetchone()
+            if last is None:
+                return [], after
+            page = (name, after, last)
+            values = self._db.execute(SELECT_VALUES, page).fetchall()
+            if len(values) <= FEW_GROUPS:
+                found = [(*self._db.execute(SELECT_GROUP, (*page, *v)).fetchone(), *v) for v in values]
+            else:
+                found = self._db.execute(SELECT_GROUPS, page).fetchall()
+            if any(ids.count(GROUP_SEP) != count - 1 for count, ids, *_ in found):
+                return None
+            return [(ids, (STATES[state], *rest)) for _, ids, state, *rest in found], last
+        except sqlite3.Error as err:
+            raise self.damaged(err) from None
+        except (KeyError, ValueError, TypeError, AttributeError) as err:
             raise self.damaged(err, f"the tasks of set {name}") from None
 
     async def drop_sets_except(self, keep: Collection[str]) -> None:

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 RESTORE_PAGE = 20_000  # saved task rows read from the sink at a time
 RESTORE_CHUNK = 4_000  # rows loaded between two turns of the event loop
+RESTORE_GROUPED = 100_000  # saved task rows read grouped by their values at a time
 SAVE_CHUNK = 5_000  # changed task rows built and written at a time
 
 
@@ -106,8 +107,20 @@ class StateStore:
             dump.restore(st, saved)
         except (KeyError, ValueError, TypeError, AttributeError) as err:
             raise self.sink.damaged(err, f"the aggregates of set {st.name}") from None
-        # The next page is read on the file's thread while this one is loaded here.
-        page = await self.sink.rows(st.name, "", RESTORE_PAGE)
+        # Rows grouped by their values, where the sink can (a record built once a group); the
+        # next page is read on the file's thread while this one is loaded here.
+        after, groups = "", getattr(self.sink, "groups", None)
+        grouped = None if groups is None else await groups(st.name, after, RESTORE_GROUPED)
+        while grouped is not None and grouped[0]:
+            following = asyncio.ensure_future(groups(st.name, grouped[1], RESTORE_GROUPED))  # type: ignore[misc]
+            try:
+                await _run(dump.restore_groups(st, grouped[0]))
+            except BaseException:
+                following.cancel()
+                raise
+            after, grouped = grouped[1], await following
+        # Row by row: a sink that does not group them, or an ID the grouping cannot carry.
+        page = [] if grouped is not None else await self.sink.rows(st.name, after, RESTORE_PAGE)
         while page:
             following = asyncio.ensure_future(self.sink.rows(st.name, page[-1][0], RESTORE_PAGE))
             try:

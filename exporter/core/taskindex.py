@@ -60,6 +60,18 @@ class TaskIndex:
         if old is not None and old.state is not PENDING and (new.state is PENDING or new.last_seen != old.last_seen):
             self._leave_finals(task_id, old.last_seen)
 
+    def put_new(self, task_ids: list[str], rec: TaskRecord) -> None:
+        """Tasks not tracked yet, all holding `rec`, entered at once (as `put` enters each)."""
+        self.tasks.update(dict.fromkeys(task_ids, rec))
+        if rec.state is not PENDING:
+            self.finals.setdefault(rec.last_seen, {}).update(zip(task_ids, task_ids, strict=True))
+            return
+        self.pending.update(zip(task_ids, task_ids, strict=True))
+        if rec.not_before is not None:
+            self.waiting.update(dict.fromkeys(task_ids, rec.not_before))
+        if rec.eta is not None:
+            self.eta_tasks.update(task_ids)
+
     def remove(self, task_id: str) -> TaskRecord | None:
         """Stop tracking the task; its record, or None if it was not tracked."""
         rec = self.tasks.pop(task_id, None)

@@ -46,6 +46,7 @@ class SetState(Answers):
         self.eta_tasks: set[str] = self.index.eta_tasks  # pending tasks with a provider-reported ETA
         self.tombstones = Tombstones(keep_changes=keep_changes)  # forgotten final tasks
         self.polled = False
+        self.tracked = 0  # IDs ever taken by `track` (config, files, pushes), not restored or listed
         self.restored = False  # saved state was loaded: the set has something to show before its first poll
         self.up = False
         self.down_reason: str | None = None
@@ -80,6 +81,7 @@ class SetState(Answers):
             elif why == "syntax":
                 bad.append(task_id)
         self.count(rec, new)
+        self.tracked += new
         self.log_bad_ids(bad, where)
         return new
 
