@@ -17,7 +17,7 @@ from exporter.core.tasks import SetState
 
 def take_changes(st: SetState) -> tuple[list[str], SetChanges]:
     """The tasks changed since the last call, and everything else that changed with them."""
-    ids = list(st.dirty)
+    ids = sorted(st.dirty)  # in the file's key order: each page of its tree is written once
     st.dirty = set()
     buried, unburied = st.tombstones.take_changes()
     counted, st.counted = st.counted or {}, None if st.counted is None else {}

@@ -41,7 +41,11 @@ CREATE TABLE IF NOT EXISTS tombstones (
 """
 # Columns added since the first release, added to older files when they are opened.
 ADDED_COLUMNS = {"tasks": [("misses", "INTEGER NOT NULL DEFAULT 0")]}
-INSERT = f"INSERT OR REPLACE INTO tasks VALUES (?, ?, {', '.join('?' * len(FIELDS))})"
+# A changed row is updated where it is (an upsert: one search of the tree, where a REPLACE deletes and inserts).
+INSERT = (
+    f"INSERT INTO tasks VALUES (?, ?, {', '.join('?' * len(FIELDS))}) ON CONFLICT (task_set, task_id) DO UPDATE "
+    f"SET {', '.join(f'{f} = excluded.{f}' for f in FIELDS)}"
+)
 SELECT_ROWS = (
     f"SELECT task_id, {', '.join(FIELDS)} FROM tasks WHERE task_set = ? AND task_id > ? ORDER BY task_id LIMIT ?"
 )
