@@ -20,6 +20,7 @@ from exporter.core.taskindex import TaskIndex
 
 APPLY_CHUNK = 1_000  # statuses applied one at a time between two turns of the event loop
 BULK_CHUNK = 10_000  # statuses of a compact answer looked at in bulk between two turns
+CHANGED_CHUNK = 250  # statuses of a compact answer that change their task, applied between two turns
 SEEN = -1  # what `_apply_status` returns when only the time the task was last seen moved
 PENDING = TaskState.PENDING
 # A table for bytes.translate per code: that code becomes 1, every other 0 (a mask for compress).
@@ -128,8 +129,8 @@ class Answers(Aggregates):
                     slow += compress(range(start, start + len(chunk)), mask)
             yield
             slow.sort()
-            for at in range(0, len(slow), APPLY_CHUNK):
-                for i in slow[at : at + APPLY_CHUNK]:
+            for at in range(0, len(slow), CHANGED_CHUNK):
+                for i in slow[at : at + CHANGED_CHUNK]:
                     completed += max(0, self._apply(page.decode(ids[i], *page.fields(i)), now, bad))
                 yield
         return completed
