@@ -48,3 +48,14 @@ def test_collection_waits_while_polls_run_and_comes_back_after_the_last():
     with pytest.raises(RuntimeError), memory.collector_paused():
         raise RuntimeError("a poll that failed")
     assert gc.isenabled()
+
+
+def test_polls_that_always_overlap_still_have_young_objects_collected(monkeypatch):
+    collected: list[int] = []
+    monkeypatch.setattr(memory.gc, "collect", lambda generation=2: collected.append(generation) or 0)
+    monkeypatch.setattr(memory, "MAX_PAUSE_SECONDS", 0.0)
+    with memory.collector_paused():
+        with memory.collector_paused():
+            pass
+        assert collected == [1] and not gc.isenabled()
+    assert gc.isenabled()

@@ -15,7 +15,7 @@ A poll of a million tasks holds a list of a million due IDs, and its batches, un
 applied: a collection that meets them young walks a million pointers, tens of milliseconds
 with the interpreter held. `collector_paused` keeps automatic collections off while polls
 run (the process makes few reference cycles; those made meanwhile wait for the next
-collection), and a poll's lists are gone when they come back on.
+collection, a minute at most), and a poll's lists are gone when they come back on.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import gc
+import time
 from collections.abc import Callable, Iterator
 
 YOUNG_GENERATION = 10_000  # new objects between young collections (CPython's default is 700)
@@ -55,19 +56,29 @@ def tune_collector() -> None:
     gc.set_threshold(YOUNG_GENERATION, middle, old)
 
 
-_polls = [0, False]  # polls under way, and whether automatic collection was on when the first began
+MAX_PAUSE_SECONDS = 60.0  # sets that always have a poll under way still get their young objects collected
+
+
+class _Pause:
+    polls = 0  # polls under way
+    was_enabled = False  # automatic collection was on when the first of them began
+    since = 0.0  # when it was last turned off, or young objects last collected
 
 
 @contextlib.contextmanager
 def collector_paused() -> Iterator[None]:
     """No automatic collection while this (and any other poll) runs; back as it was after the last."""
-    if _polls[0] == 0:
-        _polls[1] = gc.isenabled()
+    if _Pause.polls == 0:
+        _Pause.was_enabled, _Pause.since = gc.isenabled(), time.monotonic()
         gc.disable()
-    _polls[0] += 1
+    _Pause.polls += 1
     try:
         yield
     finally:
-        _polls[0] -= 1
-        if _polls[0] == 0 and _polls[1]:
-            gc.enable()
+        _Pause.polls -= 1
+        if _Pause.polls == 0:
+            if _Pause.was_enabled:
+                gc.enable()
+        elif time.monotonic() - _Pause.since > MAX_PAUSE_SECONDS:
+            gc.collect(1)  # polls overlap without a break: cycles made meanwhile are not kept for ever
+            _Pause.since = time.monotonic()
