@@ -113,10 +113,8 @@ class YandexDirect:
         # IDs are checked where they enter; this is the last guard, as an empty list would ask for all.
         text = _id_text(task_ids)
         asked = task_ids if text is not None else [t for t in task_ids if ID_SYNTAX.accepts(t)]
-        pages: list[Page] = []
-        for logins in self._login_groups if asked else ():
-            async for page in self._pages(logins, ",".join(asked) if text is None else text):
-                pages.append(page)
+        ids = ",".join(asked) if text is None else text
+        pages: list[Page] = [page for logins in self._login_groups if asked async for page in self._pages(logins, ids)]
         compact = [p for p in pages if isinstance(p, CompactPage)]
         if len(compact) == len(pages) and len(self._login_groups) == 1 and names_as_asked(compact, text or "-"):
             return FetchResult(status_page(compact, task_ids, KINDS, _status))
