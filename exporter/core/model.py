@@ -60,7 +60,27 @@ class TaskStatus:
     tallies: tuple[Tally, ...] = ()
 
 
-class LazyStatuses(Sequence[TaskStatus]):
+class DecodedOnRead(Sequence[TaskStatus]):
+    """Statuses decoded one at a time as they are read; subclasses say how to decode one."""
+
+    def _at(self, index: int) -> TaskStatus:
+        raise NotImplementedError
+
+    @overload
+    def __getitem__(self, index: int) -> TaskStatus: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[TaskStatus]: ...
+
+    def __getitem__(self, index: int | slice) -> TaskStatus | Sequence[TaskStatus]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        return self._at(index % len(self))
+
+
+class LazyStatuses(DecodedOnRead):
     """Statuses kept as the few plain fields a provider parsed, each built only when it is read.
 
     A poll holds every answer until it applies them as one unit. Tuples of strings and numbers
@@ -83,18 +103,7 @@ class LazyStatuses(Sequence[TaskStatus]):
     def __len__(self) -> int:
         return len(self._items) + len(self._tail)
 
-    @overload
-    def __getitem__(self, index: int) -> TaskStatus: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[TaskStatus]: ...
-
-    def __getitem__(self, index: int | slice) -> TaskStatus | Sequence[TaskStatus]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        if not -len(self) <= index < len(self):
-            raise IndexError(index)
-        index %= len(self)
+    def _at(self, index: int) -> TaskStatus:
         if index < len(self._items):
             return self._decode(*self._items[index])
         return self._tail[index - len(self._items)]
@@ -113,7 +122,7 @@ class LazyStatuses(Sequence[TaskStatus]):
 APART = 255  # a StatusPage code: the status's fields are its own, kept apart
 
 
-class StatusPage(Sequence[TaskStatus]):
+class StatusPage(DecodedOnRead):
     """Statuses kept compact until they are applied: the task IDs (the very strings the tasks
     were asked with, each named once), and one byte a status naming its kind, the fields after
     the ID that every status of that kind shares; statuses whose fields are their own (an
@@ -150,18 +159,7 @@ class StatusPage(Sequence[TaskStatus]):
     def __len__(self) -> int:
         return len(self.codes)
 
-    @overload
-    def __getitem__(self, index: int) -> TaskStatus: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[TaskStatus]: ...
-
-    def __getitem__(self, index: int | slice) -> TaskStatus | Sequence[TaskStatus]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        if not -len(self) <= index < len(self):
-            raise IndexError(index)
-        index %= len(self)
+    def _at(self, index: int) -> TaskStatus:
         return self.decode(self.ids[index], *self.fields(index))
 
     def __iter__(self) -> Iterator[TaskStatus]:
