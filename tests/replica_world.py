@@ -9,7 +9,6 @@ each simulator received. Every wait is bounded (tests.prometheus_stack.wait_for)
 from __future__ import annotations
 
 import signal
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -98,18 +97,3 @@ class Replicas:
 def calls(world: World, provider: str, since: float = 0.0) -> list[float]:
     """Times (time.time()) of the requests the provider's simulator received after `since`."""
     return [r.at for r in world.received(provider) if r.at > since]
-
-
-def busiest_second(times: Sequence[float]) -> int:
-    """The most requests in any window of one second."""
-    times = sorted(times)
-    most, first = 0, 0
-    for last, at in enumerate(times):
-        while at - times[first] >= 1.0:
-            first += 1
-        most = max(most, last - first + 1)
-    return most
-
-
-def settle(seconds: float) -> None:
-    time.sleep(seconds)

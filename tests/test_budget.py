@@ -17,6 +17,7 @@ from aiohttp import web
 from redis.asyncio.retry import Retry
 from redis.backoff import ConstantBackoff
 
+from benchmarks.replicas import busiest_second
 from exporter.cluster.budget import OP_TIMEOUT_SECONDS, SharedLimiter
 from exporter.cluster.keys import ClusterKeys
 from exporter.core.errors import StoreUnavailable, Throttled
@@ -53,17 +54,6 @@ async def drive(limiters: list[SharedLimiter], seconds: float) -> list[tuple[int
 
     await asyncio.gather(*(worker(i, lim) for i, lim in enumerate(limiters) for _ in range(WORKERS)))
     return calls
-
-
-def busiest_second(times: list[float], span: float = 1.0) -> int:
-    """The most calls that started within any `span` seconds."""
-    times = sorted(times)
-    most = first = 0
-    for last, t in enumerate(times):
-        while t - times[first] >= span:
-            first += 1
-        most = max(most, last - first + 1)
-    return most
 
 
 async def test_replicas_share_one_cap(redis_server: RedisServer) -> None:

@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 
+from benchmarks.replicas import busiest_second
 from tests.exporter_process import ExporterProcess, wait_for
 from tests.fault_world import World
 from tests.redis_server import RedisServer
-from tests.replica_world import Replicas, busiest_second, calls
+from tests.replica_world import Replicas, calls
 
 VOD = "aliyun_vod"
 SETS = ("yandex_direct", "ipernity", "encoding_com", VOD)
@@ -94,20 +95,31 @@ def assert_truth(group: Replicas, world: World, ids: dict[str, list[str]]) -> No
         wait_for(settled, 20.0, f"the totals of set-{p} to reach the simulator's truth\n{group.log_tails()}")
 
 
-def calls_per_poll(exporters: list[ExporterProcess], world: World, seconds: float) -> dict[str, tuple[int, float]]:
-    """Calls each simulator received and polls the exporters made of its set, over `seconds`."""
+QUIET = 0.25  # seconds without a call to a set around a count of its polls: no poll of it under way
 
-    def polls() -> dict[str, float]:
+
+def polls_at_rest(exporters: list[ExporterProcess], world: World, provider: str) -> tuple[float, float]:
+    """A moment no poll of the provider's set is under way, and the polls the exporters made of it by then."""
+
+    def quiet() -> tuple[float, float] | None:
+        at = time.time()
         scrapes = [e.scrape(3.0) for e in exporters]
-        return {
-            p: sum(m.value("upload_poll_duration_seconds_count", task_set=f"set-{p}") for m in scrapes if m)
-            for p in SETS
-        }
+        count = sum(m.value("upload_poll_duration_seconds_count", task_set=f"set-{provider}") for m in scrapes if m)
+        time.sleep(QUIET)
+        return (at, count) if not calls(world, provider, at - QUIET) else None
 
-    since, before = time.time(), polls()
+    return wait_for(quiet, 20.0, f"a moment without a poll of set-{provider}")
+
+
+def calls_per_poll(exporters: list[ExporterProcess], world: World, seconds: float) -> dict[str, tuple[int, float]]:
+    """Calls each simulator received and polls the exporters made of its set, over about `seconds`
+    between two moments no poll of the set is under way (a poll is never cut in two)."""
+    since = {p: polls_at_rest(exporters, world, p) for p in SETS}
     time.sleep(seconds)
-    until, after = time.time(), polls()
-    return {p: (len([t for t in calls(world, p, since) if t < until]), after[p] - before[p]) for p in SETS}
+    until = {p: polls_at_rest(exporters, world, p) for p in SETS}
+    return {
+        p: (len([t for t in calls(world, p, since[p][0]) if t < until[p][0]]), until[p][1] - since[p][1]) for p in SETS
+    }
 
 
 def test_each_set_is_polled_by_one_replica_and_calls_per_poll_equal_one_process(
