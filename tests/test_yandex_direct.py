@@ -224,7 +224,8 @@ def test_a_compact_answer_leaves_the_state_as_one_read_task_by_task():
         one_by_one.faults,
     )
     assert (compact.completed_total, compact.failed_total) == (one_by_one.completed_total, one_by_one.failed_total)
-    assert compact.by_state[TaskState.ERROR] and compact.by_status["other"]
+    assert {s: h.dump() for s, h in compact.durations.items()} == {s: h.dump() for s, h in one_by_one.durations.items()}
+    assert compact.by_state[TaskState.ERROR] and compact.by_status["other"] and compact.durations[TaskState.DONE].count
 
 
 def test_an_answer_out_of_the_asked_order_is_read_task_by_task():

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Generator, Sequence
 from itertools import compress
+from typing import NamedTuple
 
 from exporter.core.aggregates import MISSING, OTHER, Aggregates
-from exporter.core.model import FetchResult, LazyStatuses, StatusPage, TaskState, TaskStatus
+from exporter.core.model import APART, FetchResult, LazyStatuses, StatusPage, Tally, TaskState, TaskStatus
 from exporter.core.records import TaskRecord
 from exporter.core.taskindex import TaskIndex
 
@@ -47,6 +48,17 @@ def only_seen(rec: TaskRecord, status: TaskStatus, label: str, progress: float |
     )
 
 
+class Step(NamedTuple):
+    """What one status does to a task holding a given record, whatever the task's ID."""
+
+    new: TaskRecord  # the record the task holds next
+    changed: bool = False  # the aggregates move
+    saved: bool = False  # the task is saved
+    counted: bool = False  # a first transition into a final state, counted
+    seen_pending: bool = False  # the task was seen pending before
+    seen: bool = False  # only the time the task was last seen moved
+
+
 class Answers(Aggregates):
     """How a set applies one answer; `SetState` gives `_apply` (one status) and the index."""
 
@@ -54,6 +66,12 @@ class Answers(Aggregates):
     _seen: dict[TaskRecord, TaskRecord]  # during a poll: a record, and it seen in this poll
 
     def _apply(self, status: TaskStatus, now: float, bad: list[str]) -> int:
+        raise NotImplementedError
+
+    def _step(self, old: TaskRecord | None, status: TaskStatus, now: float) -> Step:
+        raise NotImplementedError
+
+    def _take(self, task_id: str, old: TaskRecord | None, step: Step, tallies: Sequence[Tally], now: float) -> int:
         raise NotImplementedError
 
     def label(self, raw: str) -> str:
@@ -109,29 +127,39 @@ class Answers(Aggregates):
 
     def _apply_page(self, page: StatusPage, now: float, bad: list[str]) -> Generator[None, None, int]:
         """A compact answer: the statuses of a pending kind whose tasks only move their last-seen
-        time in bulk, every other status one at a time, in the answer's order."""
-        bulk: dict[int, tuple[TaskStatus, str, float | None]] = {}  # code -> (its status, label, progress)
-        for code, fields in enumerate(page.kinds):
-            probe = page.decode("", *fields)
-            if probe.state is PENDING:
-                bulk[code] = (probe, self.label(probe.provider_status), bounded_progress(probe.progress))
-        ids = page.ids
+        time in bulk, every other status one at a time, in the answer's order. A status of a
+        kind does the same to every task holding the same record: its step is worked out once."""
+        probes = [page.decode("", *fields) for fields in page.kinds]
+        bulk: dict[int, tuple[TaskStatus, str, float | None]] = {
+            code: (probe, self.label(probe.provider_status), bounded_progress(probe.progress))
+            for code, probe in enumerate(probes)
+            if probe.state is PENDING
+        }
+        steps: dict[tuple[int, int], tuple[TaskRecord, Step]] = {}  # (id of a record, code) -> (it, its step)
+        ids, tasks = page.ids, self.tasks
         completed = 0
         for start in range(0, len(ids), BULK_CHUNK):
             codes = page.codes[start : start + BULK_CHUNK]
             chunk = ids[start : start + BULK_CHUNK]
             slow: list[int] = []  # positions in the answer of the statuses applied one at a time
             for code in set(codes):
-                mask = codes.translate(MASKS[code])
                 if code in bulk:
-                    slow += self._apply_seen(chunk, mask, start, bulk[code], now)
+                    slow += self._apply_seen(chunk, codes.translate(MASKS[code]), start, bulk[code], now)
                 else:
-                    slow += compress(range(start, start + len(chunk)), mask)
+                    slow += positions(codes, code, start)
             yield
             slow.sort()
             for at in range(0, len(slow), CHANGED_CHUNK):
                 for i in slow[at : at + CHANGED_CHUNK]:
-                    completed += max(0, self._apply(page.decode(ids[i], *page.fields(i)), now, bad))
+                    task_id, code = ids[i], page.codes[i]
+                    old = tasks.get(task_id)
+                    if code == APART or old is None:  # particular to its task, or a task not tracked
+                        completed += max(0, self._apply(page.decode(task_id, *page.fields(i)), now, bad))
+                        continue
+                    hit = steps.get((id(old), code))
+                    if hit is None or hit[0] is not old:
+                        hit = steps[(id(old), code)] = (old, self._step(old, probes[code], now))
+                    completed += max(0, self._take(task_id, old, hit[1], probes[code].tallies, now))
                 yield
         return completed
 
@@ -143,22 +171,36 @@ class Answers(Aggregates):
         tasks, (status, label, progress) = self.tasks, kind
         selected = list(compress(chunk, mask))
         recs = list(map(tasks.get, selected))
+        first = recs[0] if recs else None
+        # Tasks seen in the same polls share their record: often every one of a chunk.
+        if first is not None and recs.count(first) == len(recs) and only_seen(first, status, label, progress):
+            tasks.update(dict.fromkeys(selected, self._seen_now(first, now)))
+            return []
         # Records are told apart by identity: hashing a record hashes every field, twice a task.
         keys = list(map(id, recs))
         moved: dict[int, TaskRecord] = {}
-        for key in set(keys):  # tasks seen in the same polls share their record: a handful
+        for key in set(keys):  # a handful
             rec = recs[keys.index(key)]
             if rec is not None and only_seen(rec, status, label, progress):
                 moved[key] = self._seen_now(rec, now)
-        if len(moved) == len(set(keys)):
-            tasks.update(zip(selected, map(moved.__getitem__, keys), strict=True))
-            return []
-        positions = compress(range(start, start + len(chunk)), mask)
+        positions_ = compress(range(start, start + len(chunk)), mask)
         slow: list[int] = []
-        for task_id, key, at in zip(selected, keys, positions, strict=True):
+        for task_id, key, at in zip(selected, keys, positions_, strict=True):
             seen = moved.get(key)
             if seen is None:
                 slow.append(at)
             else:
                 tasks[task_id] = seen
         return slow
+
+
+def positions(codes: bytes, code: int, start: int) -> list[int]:
+    """Where `code` is in `codes`, offset by `start`; found one by one when it is rare (the usual
+    for a kind that changes its tasks), else with a mask."""
+    if codes.count(code) * 16 > len(codes):
+        return list(compress(range(start, start + len(codes)), codes.translate(MASKS[code])))
+    found, i = [], codes.find(code)
+    while i >= 0:
+        found.append(start + i)
+        i = codes.find(code, i + 1)
+    return found

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -84,29 +85,35 @@ class Interned:
 
 
 class Histogram:
-    """Cumulative-bucket histogram data, as the exposition needs it."""
+    """Histogram data, as the exposition needs it: each observation adds to its own bucket
+    (one increment, not one a bucket above it); the cumulative counts are made when read."""
 
-    __slots__ = ("bounds", "count", "counts", "total")
+    __slots__ = ("_own", "bounds", "count", "total")
 
     def __init__(self, bounds: Sequence[float]) -> None:
         self.bounds = tuple(bounds)
-        self.counts = [0] * len(self.bounds)
+        self._own = [0] * (len(self.bounds) + 1)  # the last: above every bound
         self.total = 0.0
         self.count = 0
 
     def observe(self, value: float) -> None:
-        i = bisect.bisect_left(self.bounds, value)
-        for j in range(i, len(self.counts)):
-            self.counts[j] += 1
+        self._own[bisect.bisect_left(self.bounds, value)] += 1
         self.total += value
         self.count += 1
+
+    @property
+    def counts(self) -> list[int]:
+        """Observations at or below each bound."""
+        return list(itertools.accumulate(self._own[:-1]))
 
     def dump(self) -> dict[str, Any]:
         return {"counts": self.counts, "total": self.total, "count": self.count}
 
     def load(self, data: dict[str, Any]) -> None:
-        if len(data["counts"]) == len(self.counts):  # bucket bounds unchanged since it was saved
-            self.counts, self.total, self.count = list(data["counts"]), float(data["total"]), int(data["count"])
+        counts = [int(c) for c in data["counts"]]
+        if len(counts) == len(self.bounds):  # bucket bounds unchanged since it was saved
+            self.total, self.count = float(data["total"]), int(data["count"])
+            self._own = [b - a for a, b in zip([0, *counts], [*counts, self.count], strict=True)]
 
     def buckets(self) -> list[tuple[str, float]]:
         out = [(_fmt(b), float(c)) for b, c in zip(self.bounds, self.counts, strict=True)]

@@ -12,12 +12,12 @@ a turn between chunks.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from exporter.core import eta, ledger
 from exporter.core.aggregates import MISSING
-from exporter.core.answers import SEEN, Answers, bounded_progress, only_seen
-from exporter.core.model import PollOutcome, TaskState, TaskStatus
+from exporter.core.answers import SEEN, Answers, Step, bounded_progress, only_seen
+from exporter.core.model import PollOutcome, Tally, TaskState, TaskStatus
 from exporter.core.provider import IdSyntax, Vocabulary
 from exporter.core.records import TaskRecord
 from exporter.core.taskindex import TaskIndex
@@ -153,24 +153,25 @@ class SetState(Answers):
 
     def _apply_status(self, status: TaskStatus, now: float) -> int:
         """Apply one task's status: 1 when it newly became done, SEEN when only its last-seen time moved, else 0."""
+        old = self.tasks.get(status.task_id)
+        return self._take(status.task_id, old, self._step(old, status, now), status.tallies, now)
+
+    def _step(self, old: TaskRecord | None, status: TaskStatus, now: float) -> Step:
+        """What `status` does to a task holding `old` (None: not tracked yet); the same for every
+        task holding `old` that gets a status with the same fields, whatever its ID."""
         state, label = status.state, self.label(status.provider_status)
         failed = state is TaskState.ERROR
         fault = self.bounded("fault code", status.fault_code, self.vocabulary.fault_codes) if failed else ""
         progress = bounded_progress(status.progress)
-        task_id = status.task_id
-        old = self.tasks.get(task_id)
         rec = TaskRecord.new(now) if old is None else old
         if old is None:
             changed = saved = True
         elif only_seen(rec, status, label, progress):
             # Most tasks of most polls: nothing else moved, nothing to save or count.
-            self.index.put(task_id, rec, self._seen_now(rec, now))
-            return SEEN
+            return Step(self._seen_now(rec, now), seen=True)
         else:
             # Most polls change few tasks: leave the aggregates alone for those that stay put.
             changed = rec.state is not state or rec.status != label or rec.fault != fault or rec.progress != progress
-            if changed:
-                self.count(rec, -1)
             # Only what a restart needs is saved: the time a task was last seen alone is not.
             saved = (
                 changed
@@ -180,11 +181,10 @@ class SetState(Answers):
                 or rec.last_seen is None
             )
         was_final = rec.state is not TaskState.PENDING
-        seen_pending = rec.last_seen is not None and not was_final
         # Tasks already finished when the set is first polled are history, not news: counting
         # them would make every restart look like a burst of completions and failures.
         baseline = rec.last_seen is None and not self.baselined
-        rec = self.index.intern(
+        new = self.index.intern(
             TaskRecord(
                 state,
                 label,
@@ -200,22 +200,32 @@ class SetState(Answers):
                 0,
             )
         )
-        self.index.put(task_id, old, rec)
-        if changed:
-            self.count(rec, +1)
-        if saved:
-            self._changed(task_id)
-        if was_final or state is TaskState.PENDING or baseline:
-            return 0
-        return self._count_transition(status, rec, now, seen_pending)
+        counted = not (was_final or state is TaskState.PENDING or baseline)
+        return Step(new, changed, saved, counted, rec.last_seen is not None and not was_final)
 
-    def _count_transition(self, status: TaskStatus, rec: TaskRecord, now: float, seen_pending: bool) -> int:
+    def _take(self, task_id: str, old: TaskRecord | None, step: Step, tallies: Sequence[Tally], now: float) -> int:
+        """A task holding `old` takes `step`: 1 when it newly became done, SEEN when only its
+        last-seen time moved, else 0."""
+        self.index.put(task_id, old, step.new)
+        if step.seen:
+            return SEEN
+        if step.changed:
+            if old is not None:
+                self.count(old, -1)
+            self.count(step.new, +1)
+        if step.saved:
+            self._changed(task_id)
+        return self._count_transition(task_id, tallies, step.new, now, step.seen_pending) if step.counted else 0
+
+    def _count_transition(
+        self, task_id: str, tallies: Sequence[Tally], rec: TaskRecord, now: float, seen_pending: bool
+    ) -> int:
         """A task's first transition into a final state: counted once. Returns 1 for done."""
-        for tally in status.tallies:
+        for tally in tallies:
             self.tallies[(tally.counter, tally.label)] += tally.amount
         if rec.state is TaskState.ERROR:
             self.failed_total[rec.fault] += 1
-            log.debug("task %s of set %s failed: %s %s", status.task_id[:100], self.name, rec.fault, rec.message[:200])
+            log.debug("task %s of set %s failed: %s %s", task_id[:100], self.name, rec.fault, rec.message[:200])
         # Without a creation time, first-seen only means something if we saw it pending.
         start = rec.created if rec.created is not None else (rec.first_seen if seen_pending else None)
         duration = None
@@ -223,7 +233,7 @@ class SetState(Answers):
             duration = max(0.0, (rec.finished if rec.finished is not None else now) - start)
             self.durations[rec.state].observe(duration)
         if self.counted is not None:  # for a sink that counts each transition where it checks the prior state
-            self.counted[status.task_id] = ledger.increments(rec.state, rec.fault, status.tallies, duration)
+            self.counted[task_id] = ledger.increments(rec.state, rec.fault, tallies, duration)
         if rec.state is TaskState.DONE:
             self.completed_total += 1
             return 1
