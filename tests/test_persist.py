@@ -182,3 +182,23 @@ async def test_rows_read_grouped_restore_what_rows_read_one_by_one_do(tmp_path, 
     assert len(grouped[0]) == len(ids) + 1 and grouped[0]["t005"][1] == "pending"
     assert persist.GROUP_SEP in "zz\x1eodd"  # read row by row, with the page it falls in
     assert grouped_pages[-1] is False and max(grouped_pages) > persist.FEW_GROUPS
+
+
+async def test_ids_saved_together_come_back_exactly_whatever_their_characters(tmp_path):
+    """Rows that changed alike are written by one statement with their IDs as a JSON array."""
+    vocab = Vocabulary(statuses=frozenset({"Queued", "Done"}), fault_codes=frozenset(), api_error_codes=frozenset())
+    ids = ['quote"d', "back\\slash", "é", "日本", "ctl\x1f\x1e\x01", "tab\t", "[0]", "null", " lead"]
+    first = StateStore(StateFile(tmp_path / "state.db"))
+    first.ensure_set("s", "prov", vocab)
+    first.track("s", ids, 100.0)
+    done = [TaskStatus(t, TaskState.DONE, "Done") for t in ids[::2]]
+    queued = [TaskStatus(t, TaskState.PENDING, "Queued") for t in ids[1::2]]
+    first.apply_poll("s", PollOutcome(started=150.0, duration=0.5, results=[FetchResult(done + queued)]))
+    saved = {t: r.row(t) for t, r in first.sets["s"].tasks.items()}
+    await first.close()
+
+    second = StateStore(StateFile(tmp_path / "state.db"))
+    tasks = second.ensure_set("s", "prov", vocab).tasks
+    await second.restore("s")
+    assert {t: r.row(t) for t, r in tasks.items()} == saved
+    assert len({r[1:] for r in saved.values()}) == 2  # written together: one statement for each kind

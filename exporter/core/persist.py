@@ -46,6 +46,12 @@ INSERT = (
     f"INSERT INTO tasks VALUES (?, ?, {', '.join('?' * len(FIELDS))}) ON CONFLICT (task_set, task_id) DO UPDATE "
     f"SET {', '.join(f'{f} = excluded.{f}' for f in FIELDS)}"
 )
+# Rows of the same values (tasks that changed alike in a poll: most of them) written by one
+# statement, their IDs bound once as a JSON array: each row then costs SQLite's work alone.
+INSERT_ALIKE = (
+    f"INSERT INTO tasks SELECT ?, value, {', '.join('?' * len(FIELDS))} FROM json_each(?) WHERE true "
+    f"ON CONFLICT (task_set, task_id) DO UPDATE SET {', '.join(f'{f} = excluded.{f}' for f in FIELDS)}"
+)
 SELECT_ROWS = (
     f"SELECT task_id, {', '.join(FIELDS)} FROM tasks WHERE task_set = ? AND task_id > ? ORDER BY task_id LIMIT ?"
 )
@@ -125,7 +131,13 @@ class StateFile:
             raise
 
     def _write_rows(self, name: str, rows: Sequence[tuple[Any, ...]]) -> None:
-        self._db.executemany(INSERT, ((name, *row) for row in rows))
+        alike: dict[tuple[Any, ...], list[str]] = {}  # values -> the IDs of the rows holding them
+        for row in rows:
+            alike.setdefault(row[1:], []).append(row[0])
+        self._db.executemany(INSERT, ((name, ids[0], *values) for values, ids in alike.items() if len(ids) == 1))
+        for values, ids in alike.items():
+            if len(ids) > 1:
+                self._db.execute(INSERT_ALIKE, (name, *values, json.dumps(ids)))
 
     def _finish(self, c: SetChanges) -> None:
         with self._db:  # commits the rows written before, with the rest
