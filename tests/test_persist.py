@@ -117,7 +117,8 @@ async def test_every_kind_of_change_reaches_the_state_file(tmp_path):
     assert tasks["b"].state is TaskState.NOT_FOUND and tasks["b"].status == "missing"
     assert tasks["b"].last_seen == 160.5
     assert tasks["c"].last_seen is None and tasks["c"].first_seen == 100.0
-    assert tasks["d"].state is TaskState.PENDING and tasks["d"].status == "Queued" and tasks["d"].last_seen == 160.5
+    # d was found as it was from 150.5 on: its record, and the time it last changed, stayed put.
+    assert tasks["d"].state is TaskState.PENDING and tasks["d"].status == "Queued" and tasks["d"].last_seen == 150.5
     assert tasks["d"].misses == 1  # left out once since it was last seen
     assert dict(second.sets["s"].tombstones.items()) == {"a": (TaskState.DONE, 2)}
     assert second.track("s", ["a"], 300.0) == 0  # forgotten, and still ignored after the restart

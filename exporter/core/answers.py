@@ -1,11 +1,12 @@
 """Applying one answer's statuses to a set, a chunk at a time, without building what stays put.
 
 Most statuses of most polls leave their task as it was: a pending task still pending, its
-record changing only in the time it was last seen, to the record every such task of the poll
-shares. Statuses a provider keeps as plain fields (`LazyStatuses`) are built only for tasks
-whose record may change; statuses kept compact (`StatusPage`) are applied by kind, and those
-of a pending kind meeting tasks that only move their last-seen time are applied in bulk (dict
-operations over a chunk at once), the rest one at a time, in their order in the answer.
+record left as it is (one with a provider's ETA moves only the time it was last seen, which
+the ETA counts from, to the record every such task of the poll shares). Statuses a provider
+keeps as plain fields (`LazyStatuses`) are built only for tasks whose record may change;
+statuses kept compact (`StatusPage`) are applied by kind, and those of a pending kind meeting
+tasks they leave as they were are applied in bulk (dict operations over a chunk at once), the
+rest one at a time, in their order in the answer.
 """
 
 from __future__ import annotations
@@ -78,8 +79,12 @@ class Answers(Aggregates):
         """The bounded status label a provider status is exported under."""
         return MISSING if raw == MISSING else (self.bounded("status", raw, self.vocabulary.statuses) or OTHER)
 
-    def _seen_now(self, rec: TaskRecord, now: float) -> TaskRecord:
-        """The record seen at `now`, shared by every task that had `rec`."""
+    def _seen_again(self, rec: TaskRecord, now: float) -> TaskRecord:
+        """The record of a task holding `rec` that a poll at `now` found as it was: `rec` itself,
+        its last-seen time the time it last changed; with an ETA, which counts from the time it
+        was reported, the record seen at `now`, shared by every task that had `rec`."""
+        if rec.eta is None:
+            return rec
         seen = self._seen.get(rec)
         if seen is None:
             seen = self._seen[rec] = self.index.intern(rec._replace(last_seen=now))
@@ -172,9 +177,11 @@ class Answers(Aggregates):
         selected = list(compress(chunk, mask))
         recs = list(map(tasks.get, selected))
         first = recs[0] if recs else None
-        # Tasks seen in the same polls share their record: often every one of a chunk.
+        # Tasks tracked together and changed in the same polls share their record: often every
+        # one of a chunk.
         if first is not None and recs.count(first) == len(recs) and only_seen(first, status, label, progress):
-            tasks.update(dict.fromkeys(selected, self._seen_now(first, now)))
+            if (seen := self._seen_again(first, now)) is not first:
+                tasks.update(dict.fromkeys(selected, seen))
             return []
         # Records are told apart by identity: hashing a record hashes every field, twice a task.
         keys = list(map(id, recs))
@@ -182,14 +189,14 @@ class Answers(Aggregates):
         for key in set(keys):  # a handful
             rec = recs[keys.index(key)]
             if rec is not None and only_seen(rec, status, label, progress):
-                moved[key] = self._seen_now(rec, now)
+                moved[key] = self._seen_again(rec, now)
         positions_ = compress(range(start, start + len(chunk)), mask)
         slow: list[int] = []
-        for task_id, key, at in zip(selected, keys, positions_, strict=True):
+        for task_id, held, key, at in zip(selected, recs, keys, positions_, strict=True):
             seen = moved.get(key)
             if seen is None:
                 slow.append(at)
-            else:
+            elif seen is not held:
                 tasks[task_id] = seen
         return slow
 

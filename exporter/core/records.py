@@ -18,7 +18,7 @@ class TaskRecord(NamedTuple):
 
     A record is a value, never changed once built: a task whose status moves gets a new one.
     Tasks that hold the same values share one record (`Interned`), so a set whose tasks were
-    tracked together and seen in the same polls costs little more than its dict of IDs: a
+    tracked together and changed in the same polls costs little more than its dict of IDs: a
     million tasks in a handful of states are a million dict entries and a few records.
     """
 
@@ -31,6 +31,8 @@ class TaskRecord(NamedTuple):
     created: float | None = None
     finished: float | None = None
     first_seen: float = 0.0
+    # The last poll that changed the record (a poll that finds the task as it was leaves it),
+    # or, for a record with an ETA (which counts from it), the last poll that found the task.
     last_seen: float | None = None
     not_before: float | None = None
     misses: int = 0  # answers in a row that left this task out
@@ -66,7 +68,7 @@ FIELDS: tuple[str, ...] = TaskRecord._fields
 
 
 class Interned:
-    """One shared record for each distinct plain record: tasks tracked together and seen in the
+    """One shared record for each distinct plain record: tasks tracked together and changed in the
     same polls share theirs. Records particular to one task are kept as they are."""
 
     __slots__ = ("_records",)

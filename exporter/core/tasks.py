@@ -168,7 +168,7 @@ class SetState(Answers):
             changed = saved = True
         elif only_seen(rec, status, label, progress):
             # Most tasks of most polls: nothing else moved, nothing to save or count.
-            return Step(self._seen_now(rec, now), seen=True)
+            return Step(self._seen_again(rec, now), seen=True)
         else:
             # Most polls change few tasks: leave the aggregates alone for those that stay put.
             changed = rec.state is not state or rec.status != label or rec.fault != fault or rec.progress != progress
