@@ -180,8 +180,8 @@ class Answers(Aggregates):
         # Tasks tracked together and changed in the same polls share their record: often every
         # one of a chunk.
         if first is not None and recs.count(first) == len(recs) and only_seen(first, status, label, progress):
-            if (seen := self._seen_again(first, now)) is not first:
-                tasks.update(dict.fromkeys(selected, seen))
+            if (again := self._seen_again(first, now)) is not first:
+                tasks.update(dict.fromkeys(selected, again))
             return []
         # Records are told apart by identity: hashing a record hashes every field, twice a task.
         keys = list(map(id, recs))
