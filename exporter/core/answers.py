@@ -23,7 +23,7 @@ from exporter.core.taskindex import TaskIndex
 APPLY_CHUNK = 1_000  # statuses applied one at a time between two turns of the event loop
 BULK_CHUNK = 10_000  # statuses of a compact answer looked at in bulk between two turns
 CHANGED_CHUNK = 250  # statuses of a compact answer that change their task, applied between two turns
-SEEN = -1  # what `_apply_status` returns when only the time the task was last seen moved
+SEEN = -1  # what `_apply_status` returns for a task the status left as it was
 PENDING = TaskState.PENDING
 # A table for bytes.translate per code: that code becomes 1, every other 0 (a mask for compress).
 MASKS = [bytes(int(i == code) for i in range(256)) for code in range(256)]
@@ -34,7 +34,7 @@ def bounded_progress(progress: float | None) -> float | None:
 
 
 def only_seen(rec: TaskRecord, status: TaskStatus, label: str, progress: float | None) -> bool:
-    """Whether `status` leaves a tracked task's record as it is but for the time it was last seen."""
+    """Whether `status` leaves a tracked task as it was (its record, but for the time an ETA counts from)."""
     return (
         rec.state is status.state
         and status.state is not TaskState.ERROR
@@ -95,7 +95,7 @@ class Answers(Aggregates):
 
         Statuses a provider keeps as the plain fields it parsed (LazyStatuses) are built only
         for tasks whose record may change: the same fields meeting the same pending record as
-        earlier in this poll move only the time it was last seen, to the record that got."""
+        earlier in this poll leave it as that one was left."""
         if isinstance(result.statuses, StatusPage):
             return (yield from self._apply_page(result.statuses, now, bad))
         if isinstance(result.statuses, LazyStatuses):
@@ -103,7 +103,7 @@ class Answers(Aggregates):
         else:
             items, decode, tail = (), TaskStatus, result.statuses
         tasks, apply = self.tasks, self._apply
-        same: dict[tuple[object, ...], tuple[TaskRecord, TaskRecord]] = {}  # fields -> (record, it seen now)
+        same: dict[tuple[object, ...], tuple[TaskRecord, TaskRecord]] = {}  # fields -> (record, it seen again)
         completed = 0
         for start in range(0, len(items), APPLY_CHUNK):
             for item in items[start : start + APPLY_CHUNK]:
@@ -131,9 +131,9 @@ class Answers(Aggregates):
         return completed
 
     def _apply_page(self, page: StatusPage, now: float, bad: list[str]) -> Generator[None, None, int]:
-        """A compact answer: the statuses of a pending kind whose tasks only move their last-seen
-        time in bulk, every other status one at a time, in the answer's order. A status of a
-        kind does the same to every task holding the same record: its step is worked out once."""
+        """A compact answer: the statuses of a pending kind that leave their tasks as they were
+        in bulk, every other status one at a time, in the answer's order. A status of a kind
+        does the same to every task holding the same record: its step is worked out once."""
         probes = [page.decode("", *fields) for fields in page.kinds]
         bulk: dict[int, tuple[TaskStatus, str, float | None]] = {
             code: (probe, self.label(probe.provider_status), bounded_progress(probe.progress))
@@ -171,8 +171,9 @@ class Answers(Aggregates):
     def _apply_seen(
         self, chunk: Sequence[str], mask: bytes, start: int, kind: tuple[TaskStatus, str, float | None], now: float
     ) -> list[int]:
-        """Statuses of one pending kind: tasks whose record only moves its last-seen time get the
-        record seen now, in bulk; the positions of the others are returned, to apply one at a time."""
+        """Statuses of one pending kind: tasks they leave as they were keep their record (one with
+        an ETA gets the record seen now), in bulk; the positions of the others are returned, to
+        apply one at a time."""
         tasks, (status, label, progress) = self.tasks, kind
         selected = list(compress(chunk, mask))
         recs = list(map(tasks.get, selected))
