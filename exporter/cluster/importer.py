@@ -25,7 +25,7 @@ from exporter.cluster.store import RedisSink, unavailable
 from exporter.core import ledger
 from exporter.core.errors import StateFileError, StoreUnavailable
 from exporter.core.persist import StateFile
-from exporter.core.sink import SetChanges
+from exporter.core.sink import RowGroup, SetChanges, alike
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +77,13 @@ async def _copy(source: StateFile, redis: Redis, keys: ClusterKeys, name: str, p
     sink = RedisSink(redis, keys, lambda unit: token)
     count = 0
 
-    async def pages() -> AsyncIterator[list[tuple[Any, ...]]]:
+    async def pages() -> AsyncIterator[list[RowGroup]]:
         nonlocal count
         after = ""
         while page := await source.rows(name, after, PAGE):
             after = page[-1][0]
             count += len(page)
-            yield [(task_id, state.value, *rest) for task_id, state, *rest in page]
+            yield alike((task_id, state.value, *rest) for task_id, state, *rest in page)
 
     aggregates = json.dumps(saved.aggregates)
     changes = SetChanges(name, provider, aggregates, buried=list(saved.tombstones))

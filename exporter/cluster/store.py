@@ -21,7 +21,7 @@ from exporter.cluster.keys import ClusterKeys
 from exporter.core import ledger
 from exporter.core.errors import StateFileError, StoreUnavailable
 from exporter.core.model import TaskState
-from exporter.core.sink import SavedSet, SetChanges
+from exporter.core.sink import RowGroup, SavedSet, SetChanges
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ class RedisSink:
         return taken
 
     # -- writing ----------------------------------------------------------------------------
-    async def save(self, changes: SetChanges, rows: AsyncIterator[Sequence[tuple[Any, ...]]]) -> None:
+    async def save(self, changes: SetChanges, rows: AsyncIterator[Sequence[RowGroup]]) -> None:
         name = changes.name
         k = self.keys.unit(name)
         token = self.token(name)
@@ -184,11 +184,13 @@ class RedisSink:
             conflicts = 0
             async for chunk in rows:
                 args: list[Any] = [token]
-                for task_id, *values in chunk:
-                    counted = changes.counted.get(task_id, ())
-                    args += [task_id, json.dumps(values), len(counted)]
-                    for field, amount in counted:
-                        args += [field, amount]
+                for values, ids in chunk:
+                    row = json.dumps(values)
+                    for task_id in ids:
+                        counted = changes.counted.get(task_id, ())
+                        args += [task_id, row, len(counted)]
+                        for field, amount in counted:
+                            args += [field, amount]
                 conflicts += self._checked(await self._save_rows(keys=[k.lease, k.rows, k.counters], args=args), name)
             for start in range(0, len(changes.buried), CHUNK):
                 args = [token]

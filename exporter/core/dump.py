@@ -11,7 +11,7 @@ from typing import Any
 
 from exporter.core.model import TaskState
 from exporter.core.records import TaskRecord
-from exporter.core.sink import SavedSet, SetChanges
+from exporter.core.sink import RowGroup, SavedSet, SetChanges
 from exporter.core.tasks import SetState
 
 
@@ -24,9 +24,19 @@ def take_changes(st: SetState) -> tuple[list[str], SetChanges]:
     return ids, SetChanges(st.name, st.provider, json.dumps(aggregates(st)), buried, unburied, counted)
 
 
-def rows(st: SetState, task_ids: Sequence[str]) -> list[tuple[Any, ...]]:
-    """The state-file rows of these tasks (those still tracked)."""
-    return [rec.row(task_id) for task_id in task_ids if (rec := st.tasks.get(task_id)) is not None]
+def rows(st: SetState, task_ids: Sequence[str]) -> list[RowGroup]:
+    """The rows of these tasks (those still tracked), grouped by the record they hold: tasks
+    that changed alike share theirs (records are told apart by identity, not hashed)."""
+    groups: dict[int, tuple[tuple[Any, ...], list[str]]] = {}
+    tasks = st.tasks
+    for task_id in task_ids:
+        rec = tasks.get(task_id)
+        if rec is not None:
+            group = groups.get(id(rec))
+            if group is None:
+                group = groups[id(rec)] = (rec.row("")[1:], [])
+            group[1].append(task_id)
+    return list(groups.values())
 
 
 def aggregates(st: SetState) -> dict[str, Any]:

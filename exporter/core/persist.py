@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from exporter.core.errors import StateFileError
 from exporter.core.model import TaskState
 from exporter.core.records import FIELDS
-from exporter.core.sink import SavedSet, SetChanges
+from exporter.core.sink import RowGroup, SavedSet, SetChanges
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -70,6 +70,7 @@ SELECT_GROUPS = (
     f"SELECT count(*), group_concat(task_id, char(30)), {', '.join(FIELDS)} {IN_PAGE} GROUP BY {', '.join(FIELDS)}"
 )
 FEW_GROUPS = 8
+PAGE_SIZE = 65_536
 GROUP_SEP = "\x1e"
 STATES = {state.value: state for state in TaskState}  # a dict lookup a row, not an Enum call
 ADVICE = "move it aside (the exporter then starts afresh) or restore a backup"
@@ -89,6 +90,7 @@ class StateFile:
         try:
             # Opened here, at start-up; from then on used only on the file's own thread.
             self._db = sqlite3.connect(self.path, check_same_thread=False)
+            self._db.execute(f"PRAGMA page_size={PAGE_SIZE}")  # a new file's; one made before keeps its own
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
@@ -119,7 +121,7 @@ class StateFile:
         await self._run(self._db.close)
         self._thread.shutdown()
 
-    async def save(self, changes: SetChanges, rows: AsyncIterator[Sequence[tuple[Any, ...]]]) -> None:
+    async def save(self, changes: SetChanges, rows: AsyncIterator[Sequence[RowGroup]]) -> None:
         """One transaction, written a chunk of rows at a time: memory is bounded by the chunk, and a
         stop half-way leaves the file as it was."""
         try:
@@ -130,14 +132,11 @@ class StateFile:
             await asyncio.shield(self._run(self._db.rollback))
             raise
 
-    def _write_rows(self, name: str, rows: Sequence[tuple[Any, ...]]) -> None:
-        alike: dict[tuple[Any, ...], list[str]] = {}  # values -> the IDs of the rows holding them
-        for row in rows:
-            alike.setdefault(row[1:], []).append(row[0])
-        self._db.executemany(INSERT, ((name, ids[0], *values) for values, ids in alike.items() if len(ids) == 1))
-        for values, ids in alike.items():
+    def _write_rows(self, name: str, groups: Sequence[RowGroup]) -> None:
+        self._db.executemany(INSERT, ((name, ids[0], *values) for values, ids in groups if len(ids) == 1))
+        for values, ids in groups:
             if len(ids) > 1:
-                self._db.execute(INSERT_ALIKE, (name, *values, json.dumps(ids)))
+                self._db.execute(INSERT_ALIKE, (name, *values, json.dumps(list(ids))))
 
     def _finish(self, c: SetChanges) -> None:
         with self._db:  # commits the rows written before, with the rest

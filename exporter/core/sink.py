@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from exporter.core.ledger import Increments
 from exporter.core.model import TaskState
+
+# Rows that are alike: the values of a task row after its ID (TaskRecord.row, the state as its
+# value), and the IDs of the tasks whose rows hold them. Most tasks that change in a poll change
+# alike, so a save carries a handful of these, and a sink writes each value once.
+RowGroup = tuple[tuple[Any, ...], Sequence[str]]
+
+
+def alike(rows: Iterable[tuple[Any, ...]]) -> list[RowGroup]:
+    """Task rows (TaskRecord.row) grouped by their values."""
+    groups: dict[tuple[Any, ...], list[str]] = {}
+    for row in rows:
+        groups.setdefault(row[1:], []).append(row[0])
+    return list(groups.items())
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +58,8 @@ class StateSink(Protocol):
         """Up to `limit` task rows (task_id, then FIELDS with the state as a TaskState) after `after`."""
         ...
 
-    async def save(self, changes: SetChanges, rows: AsyncIterator[Sequence[tuple[Any, ...]]]) -> None:
-        """Write the rows (TaskRecord.row() of new and changed tasks) and the changes as one transaction."""
+    async def save(self, changes: SetChanges, rows: AsyncIterator[Sequence[RowGroup]]) -> None:
+        """Write the rows of new and changed tasks (in groups of rows alike) and the changes as one transaction."""
         ...
 
     async def drop_sets_except(self, keep: Collection[str]) -> None: ...

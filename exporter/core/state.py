@@ -12,14 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Collection, Iterable, Iterator
-from typing import Any
 
 from exporter.core import dump
 from exporter.core.aggregates import MISSING, OTHER
 from exporter.core.errors import StoreUnavailable
 from exporter.core.model import PollOutcome
 from exporter.core.provider import IdSyntax, Vocabulary
-from exporter.core.sink import StateSink
+from exporter.core.sink import RowGroup, StateSink
 from exporter.core.tasks import SetState
 
 __all__ = ["MISSING", "OTHER", "PollOutcome", "SetState", "StateStore"]
@@ -29,7 +28,7 @@ log = logging.getLogger(__name__)
 RESTORE_PAGE = 20_000  # saved task rows read from the sink at a time
 RESTORE_CHUNK = 4_000  # rows loaded between two turns of the event loop
 RESTORE_GROUPED = 100_000  # saved task rows read grouped by their values at a time
-SAVE_CHUNK = 1_000  # changed task rows built and written at a time (about a millisecond to build)
+SAVE_CHUNK = 5_000  # changed task rows grouped and written at a time (about a millisecond to group)
 
 
 def _drain(steps: Iterator[None]) -> None:
@@ -217,7 +216,7 @@ class StateStore:
                 return
             ids, changes = dump.take_changes(st)
 
-            async def chunks() -> AsyncIterator[list[tuple[Any, ...]]]:
+            async def chunks() -> AsyncIterator[list[RowGroup]]:
                 for start in range(0, len(ids), SAVE_CHUNK):
                     yield dump.rows(st, ids[start : start + SAVE_CHUNK])
 
