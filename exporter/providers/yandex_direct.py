@@ -10,7 +10,7 @@ import json
 import operator
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import msgspec
 
@@ -201,26 +201,26 @@ class _Answer(msgspec.Struct, gc=False):
     error_detail: Any = None
 
 
-class _RawUpload(msgspec.Struct, gc=False):
-    """An upload task with its ID as the answer wrote it (checked before it is used)."""
-
-    AdImageUploadTaskID: msgspec.Raw
-    Status: Any = ""
-    Error: Any = None
-
-
-class _RawData(msgspec.Struct, gc=False):
-    AdImageUploads: list[_RawUpload] | None = None
-    TotalObjectsCount: int | None = None
-
-
-class _RawAnswer(msgspec.Struct, gc=False):
-    data: _RawData | None = None
-    error_code: Any = None
+def _raw_answer(status: Any) -> msgspec.json.Decoder[Any]:
+    """A decoder of the answer that keeps each task's ID as the answer wrote it (checked before
+    it is used), its status read as `status`, and its Error; the other fields are never built."""
+    upload = msgspec.defstruct(
+        "_RawUpload", [("AdImageUploadTaskID", msgspec.Raw), ("Status", status, ""), ("Error", Any, None)], gc=False
+    )
+    data = msgspec.defstruct(
+        "_RawData",
+        [("AdImageUploads", list[upload] | None, None), ("TotalObjectsCount", int | None, None)],  # type: ignore[valid-type]
+        gc=False,
+    )
+    answer = msgspec.defstruct("_RawAnswer", [("data", data | None, None), ("error_code", Any, None)], gc=False)
+    return msgspec.json.Decoder(answer, strict=False)
 
 
 _ANSWER = msgspec.json.Decoder(_Answer, strict=False)  # numbers sent as strings are read too
-_RAW_ANSWER = msgspec.json.Decoder(_RawAnswer, strict=False)
+# The usual answer's statuses are the known words: read as the decoder's own strings, not one
+# string a task to build and free; an answer with any other is read again with any status.
+_KNOWN_ANSWER = _raw_answer(Literal["Pending", "Done", "Error", ""])
+_RAW_ANSWER = _raw_answer(Any)
 _TASK_ID = operator.itemgetter(0)  # of an _Item
 _ID, _WORD = operator.attrgetter("AdImageUploadTaskID"), operator.attrgetter("Status")
 # A compact page's kinds: the fields after the ID shared by every status of a kind; errors are apart.
@@ -232,10 +232,15 @@ JSON = {"Content-Type": "application/json"}
 def _parse_compact(response: HttpResponse, asked: str = "", at: int = 0) -> tuple[Page, int | None]:
     """One page, kept compact when it is the usual one (core.pages): a 2xx answer whose task IDs
     are plain integers; any other is read by `_parse_page`, which says what is wrong with it."""
-    try:
-        answer = _RAW_ANSWER.decode(response.body) if response.status < 300 else None
-    except (msgspec.ValidationError, msgspec.DecodeError):
-        answer = None
+    answer = None
+    for decoder in (_KNOWN_ANSWER, _RAW_ANSWER) if response.status < 300 else ():
+        try:
+            answer = decoder.decode(response.body)
+            break
+        except msgspec.ValidationError:
+            continue
+        except msgspec.DecodeError:
+            break
     if answer is not None and answer.error_code is None and answer.data is not None:
         uploads = answer.data.AdImageUploads or ()
         page = compact_page(map(_ID, uploads), map(_WORD, uploads), CODES, lambda i: _fields(uploads[i]), asked, at)
@@ -263,7 +268,7 @@ def _item(upload: _Upload) -> _Item:
     return str(upload.AdImageUploadTaskID), *_fields(upload)
 
 
-def _fields(upload: _Upload | _RawUpload) -> tuple[str, Any]:
+def _fields(upload: Any) -> tuple[str, Any]:
     status = str(upload.Status)
     raw = STATUS_NAMES.get(status, status)  # the page's own copies of "Pending" go with the page
     failed = STATES.get(raw) is TaskState.ERROR
