@@ -236,3 +236,27 @@ def test_an_answer_out_of_the_asked_order_is_read_task_by_task():
     string_ids = {"data": {"AdImageUploads": [{"AdImageUploadTaskID": "7", "Status": "Done"}]}}
     page, _ = yandex_direct._parse_compact(response(string_ids), "7", 0)
     assert page.items() == [("7", "Done", None)]  # read by the full parse: not kept compact
+
+
+@pytest.mark.parametrize(
+    "ids, text",
+    [
+        (["1", "23", "456"], "1,23,456"),
+        (["9" * 18], "9" * 18),
+        (["1" * 19], None),  # past the API's 64-bit integers
+        (["0"], None),
+        (["1", "01"], None),  # a leading zero is not a JSON integer
+        (["1", ""], None),  # an empty ID
+        ([""], None),
+        ([], None),  # an empty list would ask for every task
+        (["1,2"], None),  # an ID hiding a comma
+        (["1", "2,"], None),
+        (["1 "], None),
+        (["١"], None),  # a digit, but not an ASCII one
+        (["1]"], None),
+        (['1", "x'], None),
+    ],
+)
+def test_a_request_names_only_ids_in_the_apis_syntax(ids, text):
+    assert yandex_direct._id_text(ids) == text
+    assert (text is not None) == (bool(ids) and all(yandex_direct.ID_SYNTAX.accepts(t) for t in ids))
