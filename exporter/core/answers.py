@@ -72,7 +72,9 @@ class Answers(Aggregates):
     def _step(self, old: TaskRecord | None, status: TaskStatus, now: float) -> Step:
         raise NotImplementedError
 
-    def _take(self, task_id: str, old: TaskRecord | None, step: Step, tallies: Sequence[Tally], now: float) -> int:
+    def _take(
+        self, task_ids: Sequence[str], old: TaskRecord | None, step: Step, tallies: Sequence[Tally], now: float
+    ) -> int:
         raise NotImplementedError
 
     def label(self, raw: str) -> str:
@@ -132,8 +134,9 @@ class Answers(Aggregates):
 
     def _apply_page(self, page: StatusPage, now: float, bad: list[str]) -> Generator[None, None, int]:
         """A compact answer: the statuses of a pending kind that leave their tasks as they were
-        in bulk, every other status one at a time, in the answer's order. A status of a kind
-        does the same to every task holding the same record: its step is worked out once."""
+        in bulk; a status of a kind does the same to every task holding the same record, so those
+        of a kind meeting the same record take its step (worked out once) together; the others
+        one at a time."""
         probes = [page.decode("", *fields) for fields in page.kinds]
         bulk: dict[int, tuple[TaskStatus, str, float | None]] = {
             code: (probe, self.label(probe.provider_status), bounded_progress(probe.progress))
@@ -141,6 +144,7 @@ class Answers(Aggregates):
             if probe.state is PENDING
         }
         steps: dict[tuple[int, int], tuple[TaskRecord, Step]] = {}  # (id of a record, code) -> (it, its step)
+        taking: dict[tuple[int, int], list[str]] = {}  # (id of a record, code) -> tasks holding it that take it
         ids, tasks = page.ids, self.tasks
         completed = 0
         for start in range(0, len(ids), BULK_CHUNK):
@@ -161,10 +165,14 @@ class Answers(Aggregates):
                     if code == APART or old is None:  # particular to its task, or a task not tracked
                         completed += max(0, self._apply(page.decode(task_id, *page.fields(i)), now, bad))
                         continue
-                    hit = steps.get((id(old), code))
-                    if hit is None or hit[0] is not old:
-                        hit = steps[(id(old), code)] = (old, self._step(old, probes[code], now))
-                    completed += max(0, self._take(task_id, old, hit[1], probes[code].tallies, now))
+                    key = (id(old), code)
+                    if key not in steps:  # the record is kept with its step: its id is not reused meanwhile
+                        steps[key] = (old, self._step(old, probes[code], now))
+                    taking.setdefault(key, []).append(task_id)
+                for key, task_ids in taking.items():  # each ID is once in an answer: any order will do
+                    old, step = steps[key]
+                    completed += self._take(task_ids, old, step, probes[key[1]].tallies, now)
+                taking.clear()
                 yield
         return completed
 

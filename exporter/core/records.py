@@ -98,10 +98,10 @@ class Histogram:
         self.total = 0.0
         self.count = 0
 
-    def observe(self, value: float) -> None:
-        self._own[bisect.bisect_left(self.bounds, value)] += 1
-        self.total += value
-        self.count += 1
+    def observe(self, value: float, times: int = 1) -> None:
+        self._own[bisect.bisect_left(self.bounds, value)] += times
+        self.total += value * times
+        self.count += times
 
     @property
     def counts(self) -> list[int]:

@@ -154,7 +154,9 @@ class SetState(Answers):
     def _apply_status(self, status: TaskStatus, now: float) -> int:
         """Apply one task's status: 1 when it newly became done, SEEN when only its last-seen time moved, else 0."""
         old = self.tasks.get(status.task_id)
-        return self._take(status.task_id, old, self._step(old, status, now), status.tallies, now)
+        step = self._step(old, status, now)
+        done = self._take([status.task_id], old, step, status.tallies, now)
+        return SEEN if step.seen else done
 
     def _step(self, old: TaskRecord | None, status: TaskStatus, now: float) -> Step:
         """What `status` does to a task holding `old` (None: not tracked yet); the same for every
@@ -203,40 +205,46 @@ class SetState(Answers):
         counted = not (was_final or state is TaskState.PENDING or baseline)
         return Step(new, changed, saved, counted, rec.last_seen is not None and not was_final)
 
-    def _take(self, task_id: str, old: TaskRecord | None, step: Step, tallies: Sequence[Tally], now: float) -> int:
-        """A task holding `old` takes `step`: 1 when it newly became done, SEEN when only its
-        last-seen time moved, else 0."""
-        self.index.put(task_id, old, step.new)
+    def _take(
+        self, task_ids: Sequence[str], old: TaskRecord | None, step: Step, tallies: Sequence[Tally], now: float
+    ) -> int:
+        """Tasks all holding `old` take `step` (each with these tallies); how many newly became done."""
+        put, new = self.index.put, step.new
+        for task_id in task_ids:
+            put(task_id, old, new)
         if step.seen:
-            return SEEN
+            return 0
         if step.changed:
             if old is not None:
-                self.count(old, -1)
-            self.count(step.new, +1)
-        if step.saved:
-            self._changed(task_id)
-        return self._count_transition(task_id, tallies, step.new, now, step.seen_pending) if step.counted else 0
+                self.count(old, -len(task_ids))
+            self.count(new, len(task_ids))
+        if step.saved and self.keep_changes:
+            self.dirty.update(task_ids)
+        return self._count_transitions(task_ids, tallies, new, now, step.seen_pending) if step.counted else 0
 
-    def _count_transition(
-        self, task_id: str, tallies: Sequence[Tally], rec: TaskRecord, now: float, seen_pending: bool
+    def _count_transitions(
+        self, task_ids: Sequence[str], tallies: Sequence[Tally], rec: TaskRecord, now: float, seen_pending: bool
     ) -> int:
-        """A task's first transition into a final state: counted once. Returns 1 for done."""
+        """Tasks' first transition into `rec`'s final state: counted once each. Returns how many became done."""
+        n = len(task_ids)
         for tally in tallies:
-            self.tallies[(tally.counter, tally.label)] += tally.amount
+            self.tallies[(tally.counter, tally.label)] += tally.amount * n
         if rec.state is TaskState.ERROR:
-            self.failed_total[rec.fault] += 1
-            log.debug("task %s of set %s failed: %s %s", task_id[:100], self.name, rec.fault, rec.message[:200])
+            self.failed_total[rec.fault] += n
+            if log.isEnabledFor(logging.DEBUG):
+                for task_id in task_ids:
+                    log.debug("task %s of set %s failed: %s %s", task_id[:100], self.name, rec.fault, rec.message[:200])
         # Without a creation time, first-seen only means something if we saw it pending.
         start = rec.created if rec.created is not None else (rec.first_seen if seen_pending else None)
         duration = None
         if rec.state in self.durations and start is not None:
             duration = max(0.0, (rec.finished if rec.finished is not None else now) - start)
-            self.durations[rec.state].observe(duration)
+            self.durations[rec.state].observe(duration, n)
         if self.counted is not None:  # for a sink that counts each transition where it checks the prior state
-            self.counted[task_id] = ledger.increments(rec.state, rec.fault, tallies, duration)
+            self.counted.update(dict.fromkeys(task_ids, ledger.increments(rec.state, rec.fault, tallies, duration)))
         if rec.state is TaskState.DONE:
-            self.completed_total += 1
-            return 1
+            self.completed_total += n
+            return n
         return 0
 
     def _update_eta(self, outcome: PollOutcome, completed: int, now: float) -> None:
