@@ -25,18 +25,22 @@ def take_changes(st: SetState) -> tuple[list[str], SetChanges]:
 
 
 def rows(st: SetState, task_ids: Sequence[str]) -> list[RowGroup]:
-    """The rows of these tasks (those still tracked), grouped by the record they hold: tasks
-    that changed alike share theirs (records are told apart by identity, not hashed)."""
-    groups: dict[int, tuple[tuple[Any, ...], list[str]]] = {}
+    """The rows of these tasks (those still tracked), grouped by their values: first by the
+    record they hold (tasks that changed alike share theirs; told apart by identity, not hashed),
+    then records of the same values (a fault's message keeps a record to its task) together."""
+    held: dict[int, tuple[TaskRecord, list[str]]] = {}
     tasks = st.tasks
     for task_id in task_ids:
         rec = tasks.get(task_id)
         if rec is not None:
-            group = groups.get(id(rec))
+            group = held.get(id(rec))
             if group is None:
-                group = groups[id(rec)] = (rec.row("")[1:], [])
+                group = held[id(rec)] = (rec, [])
             group[1].append(task_id)
-    return list(groups.values())
+    alike: dict[tuple[Any, ...], list[str]] = {}
+    for rec, ids in held.values():
+        alike.setdefault(rec.row("")[1:], []).extend(ids)
+    return list(alike.items())
 
 
 def aggregates(st: SetState) -> dict[str, Any]:
