@@ -213,6 +213,7 @@ def test_a_compact_answer_leaves_the_state_as_one_read_task_by_task():
         st = store.sets["s"]
         st.keep_changes, st.counted = True, {}  # as a state file or a shared store would have them kept
         store.track("s", ids[:-5], 10.0)  # the last five are not tracked: the answer names them anyway
+        st.tombstones.bury(ids[-1], TaskState.DONE, 10.0)  # but one of them was forgotten: left alone
         for at, statuses in ((20.0, first), (30.0, {}), (40.0, later)):
             result = compact_poll(ids, statuses)[way]
             store.apply_poll("s", PollOutcome(started=at, duration=0.5, results=[result]))
@@ -228,6 +229,7 @@ def test_a_compact_answer_leaves_the_state_as_one_read_task_by_task():
     assert (compact.completed_total, compact.failed_total) == (one_by_one.completed_total, one_by_one.failed_total)
     assert {s: h.dump() for s, h in compact.durations.items()} == {s: h.dump() for s, h in one_by_one.durations.items()}
     assert compact.dirty == one_by_one.dirty and compact.counted == one_by_one.counted and compact.counted
+    assert ids[-2] in compact.tasks and ids[-1] not in compact.tasks
     assert compact.by_state[TaskState.ERROR] and compact.by_status["other"] and compact.durations[TaskState.DONE].count
 
 

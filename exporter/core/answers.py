@@ -57,7 +57,7 @@ class Step(NamedTuple):
     saved: bool = False  # the task is saved
     counted: bool = False  # a first transition into a final state, counted
     seen_pending: bool = False  # the task was seen pending before
-    seen: bool = False  # only the time the task was last seen moved
+    seen: bool = False  # the status left the task as it was
 
 
 class Answers(Aggregates):
@@ -67,6 +67,9 @@ class Answers(Aggregates):
     _seen: dict[TaskRecord, TaskRecord]  # during a poll: a record, and it seen in this poll
 
     def _apply(self, status: TaskStatus, now: float, bad: list[str]) -> int:
+        raise NotImplementedError
+
+    def _takes(self, task_id: str, bad: list[str]) -> bool:
         raise NotImplementedError
 
     def _step(self, old: TaskRecord | None, status: TaskStatus, now: float) -> Step:
@@ -143,7 +146,7 @@ class Answers(Aggregates):
             for code, probe in enumerate(probes)
             if probe.state is PENDING
         }
-        steps: dict[tuple[int, int], tuple[TaskRecord, Step]] = {}  # (id of a record, code) -> (it, its step)
+        steps: dict[tuple[int, int], tuple[TaskRecord | None, Step]] = {}  # (id of a record, code) -> (it, its step)
         taking: dict[tuple[int, int], list[str]] = {}  # (id of a record, code) -> tasks holding it that take it
         ids, tasks = page.ids, self.tasks
         completed = 0
@@ -161,9 +164,11 @@ class Answers(Aggregates):
             for at in range(0, len(slow), CHANGED_CHUNK):
                 for i in slow[at : at + CHANGED_CHUNK]:
                     task_id, code = ids[i], page.codes[i]
-                    old = tasks.get(task_id)
-                    if code == APART or old is None:  # particular to its task, or a task not tracked
+                    if code == APART:  # particular to its task
                         completed += max(0, self._apply(page.decode(task_id, *page.fields(i)), now, bad))
+                        continue
+                    old = tasks.get(task_id)
+                    if old is None and not self._takes(task_id, bad):
                         continue
                     key = (id(old), code)
                     if key not in steps:  # the record is kept with its step: its id is not reused meanwhile

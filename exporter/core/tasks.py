@@ -134,11 +134,16 @@ class SetState(Answers):
 
     def _apply(self, status: TaskStatus, now: float, bad: list[str]) -> int:
         """`_apply_status` for a task tracked or to be tracked; 0 for one refused."""
-        if status.task_id not in self.tasks and (why := self.refused(status.task_id)) is not None:
-            if why == "syntax":  # a listing (discovery) named an ID we would never ask about
-                bad.append(status.task_id)
+        if status.task_id not in self.tasks and not self._takes(status.task_id, bad):
             return 0
         return self._apply_status(status, now)
+
+    def _takes(self, task_id: str, bad: list[str]) -> bool:
+        """Whether an answer's task not tracked yet is taken; one in no provider syntax goes to `bad`."""
+        why = self.refused(task_id)
+        if why == "syntax":  # a listing (discovery) named an ID we would never ask about
+            bad.append(task_id)
+        return why is None
 
     def _apply_omitted(self, task_id: str, now: float) -> None:
         """Pending tasks an answer left out are asked again; `not_found_after` misses make them not_found."""
@@ -152,7 +157,7 @@ class SetState(Answers):
             self._apply_status(TaskStatus(task_id, TaskState.NOT_FOUND, MISSING), now)
 
     def _apply_status(self, status: TaskStatus, now: float) -> int:
-        """Apply one task's status: 1 when it newly became done, SEEN when only its last-seen time moved, else 0."""
+        """Apply one task's status: 1 when it newly became done, SEEN when it left the task as it was, else 0."""
         old = self.tasks.get(status.task_id)
         step = self._step(old, status, now)
         done = self._take([status.task_id], old, step, status.tallies, now)
