@@ -53,14 +53,9 @@ class TaskRecord(NamedTuple):
 
     @property
     def plain(self) -> bool:
-        """Nothing in it that is particular to one task: many tasks are likely to share it."""
-        return (
-            not self.message
-            and self.progress is None
-            and self.eta is None
-            and self.created is None
-            and self.finished is None
-        )
+        """Nothing in it that is particular to one task (a fault's message is shared by tasks that
+        failed alike): many tasks are likely to share it."""
+        return self.progress is None and self.eta is None and self.created is None and self.finished is None
 
 
 # TaskRecord fields in the state file's column order; `state` is stored as its value.
