@@ -28,7 +28,9 @@ log = logging.getLogger(__name__)
 RESTORE_PAGE = 20_000  # saved task rows read from the sink at a time
 RESTORE_CHUNK = 4_000  # rows loaded between two turns of the event loop
 RESTORE_GROUPED = 100_000  # saved task rows read grouped by their values at a time
-SAVE_CHUNK = 5_000  # changed task rows grouped and written at a time (about a millisecond to group)
+# Changed task rows grouped and written at a time: few enough that the pages of the file they
+# fall in stay in SQLite's page cache while each group's statement writes its rows in turn.
+SAVE_CHUNK = 1_000
 
 
 def _drain(steps: Iterator[None]) -> None:
