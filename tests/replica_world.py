@@ -9,6 +9,7 @@ each simulator received. Every wait is bounded (tests.prometheus_stack.wait_for)
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,23 @@ class Replicas:
             return held if len(held) == 1 else None
 
         return wait_for(one, timeout, f"one replica to hold {task_set}")[0]
+
+    def settled_holder(self, task_set: str, timeout: float) -> int:
+        """The sole holder of the set once every live replica counts all the live ones as members
+        and the set stays where it is over a lease TTL: the start-up hand-overs are past."""
+
+        def settled() -> list[int] | None:
+            scrapes = self.scrapes()
+            alive = sum(m is not None for m in scrapes)
+            if any(m is not None and m.value("upload_cluster_members") != alive for m in scrapes):
+                return None
+            held = self.holders(task_set, scrapes)
+            if len(held) != 1:
+                return None
+            time.sleep(self.ttl)
+            return held if self.holders(task_set) == held else None
+
+        return wait_for(settled, timeout, f"{task_set} to settle on one replica\n{self.log_tails()}")[0]
 
     def total(self, name: str, scrapes: Iterable[Metrics | None] | None = None, **labels: str) -> float:
         """A series summed over the replicas (each exports only the sets it holds)."""

@@ -290,7 +290,7 @@ def test_a_push_to_one_replica_is_polled_by_the_holder(tmp_path: Path, world: Wo
     group.start()
     name = f"set-{VOD}"
     try:
-        holder = group.sole_holder(name, 20.0)
+        holder = group.settled_holder(name, 30.0)
         other: ExporterProcess = group.exporters[(holder + 1) % 3]
         pushed = world.add_tasks(VOD, [world.clock(VOD) + 600.0] * 3)
         status, body = other.push(name, pushed, PUSH_TOKEN)
@@ -371,8 +371,7 @@ def test_a_reload_keeps_the_sets_a_replica_holds(tmp_path: Path, world: World, r
     group.start()
     name = f"set-{VOD}"
     try:
-        holder = group.sole_holder(name, 20.0)
-        time.sleep(2 * group.ttl)  # past the start-up hand-overs
+        holder = group.settled_holder(name, 30.0)
         exporter = group.exporters[holder]
         since = exporter.log_size()
         assert exporter.proc is not None
