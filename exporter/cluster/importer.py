@@ -83,7 +83,7 @@ async def _copy(source: StateFile, redis: Redis, keys: ClusterKeys, name: str, p
         while page := await source.rows(name, after, PAGE):
             after = page[-1][0]
             count += len(page)
-            yield alike((task_id, state.value, *rest) for task_id, state, *rest in page)
+            yield alike(((state.value, *rest), [task_id]) for task_id, state, *rest in page)
 
     aggregates = json.dumps(saved.aggregates)
     changes = SetChanges(name, provider, aggregates, buried=list(saved.tombstones))

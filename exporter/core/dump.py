@@ -11,7 +11,7 @@ from typing import Any
 
 from exporter.core.model import TaskState
 from exporter.core.records import TaskRecord
-from exporter.core.sink import RowGroup, SavedSet, SetChanges
+from exporter.core.sink import RowGroup, SavedSet, SetChanges, alike
 from exporter.core.tasks import SetState
 
 
@@ -37,10 +37,7 @@ def rows(st: SetState, task_ids: Sequence[str]) -> list[RowGroup]:
             if group is None:
                 group = held[id(rec)] = (rec, [])
             group[1].append(task_id)
-    alike: dict[tuple[Any, ...], list[str]] = {}
-    for rec, ids in held.values():
-        alike.setdefault(rec.row("")[1:], []).extend(ids)
-    return list(alike.items())
+    return alike((rec.row("")[1:], ids) for rec, ids in held.values())
 
 
 def aggregates(st: SetState) -> dict[str, Any]:

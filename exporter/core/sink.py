@@ -15,12 +15,12 @@ from exporter.core.model import TaskState
 RowGroup = tuple[tuple[Any, ...], Sequence[str]]
 
 
-def alike(rows: Iterable[tuple[Any, ...]]) -> list[RowGroup]:
-    """Task rows (TaskRecord.row) grouped by their values."""
-    groups: dict[tuple[Any, ...], list[str]] = {}
-    for row in rows:
-        groups.setdefault(row[1:], []).append(row[0])
-    return list(groups.items())
+def alike(groups: Iterable[RowGroup]) -> list[RowGroup]:
+    """Groups of rows merged where their values are the same."""
+    merged: dict[tuple[Any, ...], list[str]] = {}
+    for values, ids in groups:
+        merged.setdefault(values, []).extend(ids)
+    return list(merged.items())
 
 
 @dataclass(frozen=True, slots=True)
