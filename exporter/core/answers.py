@@ -122,7 +122,8 @@ class Answers(Aggregates):
                 except TypeError:  # an unhashable field (a fault's details): no shortcut
                     fields, hit = None, None
                 if hit is not None and hit[0] is rec:
-                    tasks[item[0]] = hit[1]
+                    if hit[1] is not rec:  # only a record with an ETA moves
+                        tasks[item[0]] = hit[1]
                     continue
                 applied = apply(decode(*item), now, bad)
                 if applied == SEEN and fields is not None:

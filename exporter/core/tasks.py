@@ -93,9 +93,9 @@ class SetState(Answers):
             return "syntax"
         return None
 
-    def _changed(self, task_id: str) -> None:
+    def _changed(self, *task_ids: str) -> None:
         if self.keep_changes:
-            self.dirty.add(task_id)
+            self.dirty.update(task_ids)
 
     # -- finding work ---------------------------------------------------------------------
     def due_steps(self, now: float, found: list[str]) -> Iterator[None]:
@@ -223,8 +223,8 @@ class SetState(Answers):
             if old is not None:
                 self.count(old, -len(task_ids))
             self.count(new, len(task_ids))
-        if step.saved and self.keep_changes:
-            self.dirty.update(task_ids)
+        if step.saved:
+            self._changed(*task_ids)
         return self._count_transitions(task_ids, tallies, new, now, step.seen_pending) if step.counted else 0
 
     def _count_transitions(
