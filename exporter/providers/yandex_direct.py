@@ -232,15 +232,7 @@ JSON = {"Content-Type": "application/json"}
 def _parse_compact(response: HttpResponse, asked: str = "", at: int = 0) -> tuple[Page, int | None]:
     """One page, kept compact when it is the usual one (core.pages): a 2xx answer whose task IDs
     are plain integers; any other is read by `_parse_page`, which says what is wrong with it."""
-    answer = None
-    for decoder in (_KNOWN_ANSWER, _RAW_ANSWER) if response.status < 300 else ():
-        try:
-            answer = decoder.decode(response.body)
-            break
-        except msgspec.ValidationError:
-            continue
-        except msgspec.DecodeError:
-            break
+    answer = _raw_decode(response.body) if response.status < 300 else None
     if answer is not None and answer.error_code is None and answer.data is not None:
         uploads = answer.data.AdImageUploads or ()
         page = compact_page(map(_ID, uploads), map(_WORD, uploads), CODES, lambda i: _fields(uploads[i]), asked, at)
@@ -248,6 +240,18 @@ def _parse_compact(response: HttpResponse, asked: str = "", at: int = 0) -> tupl
             return page, answer.data.TotalObjectsCount
     items, total = _parse_page(response)
     return ItemPage(items), total
+
+
+def _raw_decode(body: bytes) -> Any:
+    """The answer as the raw decoders read it, or None when neither can."""
+    for decoder in (_KNOWN_ANSWER, _RAW_ANSWER):
+        try:
+            return decoder.decode(body)
+        except msgspec.ValidationError:
+            continue  # a status word of another kind, or a field of another type
+        except msgspec.DecodeError:
+            return None  # not JSON at all
+    return None
 
 
 def _parse_page(response: HttpResponse) -> tuple[list[_Item], int | None]:
