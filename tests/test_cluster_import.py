@@ -152,14 +152,16 @@ async def test_redis_going_away_mid_import_is_one_error_not_a_crash(
     path = tmp_path / "state.db"
     await make_state_file(path)
     monkeypatch.setattr(importer, "PAGE", 100)
-    read = StateFile.rows
+    pages: list[int] = []
+    group = importer.alike
 
-    async def rows(self: StateFile, name: str, after: str, limit: int) -> list[tuple[Any, ...]]:
-        if after:  # the first page is copied: Redis dies before the second
+    def alike(rows: Any) -> Any:
+        pages.append(len(pages))
+        if len(pages) == 2:  # the first page is copied: Redis dies before the second
             redis_server.kill()
-        return await read(self, name, after, limit)
+        return group(rows)
 
-    monkeypatch.setattr(StateFile, "rows", rows)
+    monkeypatch.setattr(importer, "alike", alike)
     with pytest.raises(StoreUnavailable, match="Redis failed while saving set s: ConnectionError"):
         await importer.import_file(str(path), client(redis_server), KEYS)
 

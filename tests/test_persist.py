@@ -90,10 +90,12 @@ async def test_a_set_removed_from_the_config_is_dropped(yandex, session, clock, 
 
 
 async def test_every_kind_of_change_reaches_the_state_file(tmp_path):
-    vocab = Vocabulary(statuses=frozenset({"Queued", "Done"}), fault_codes=frozenset(), api_error_codes=frozenset())
+    vocab = Vocabulary(
+        statuses=frozenset({"Queued", "Done", "Bad"}), fault_codes=frozenset(), api_error_codes=frozenset()
+    )
     first = StateStore(StateFile(tmp_path / "state.db"))
     first.ensure_set("s", "prov", vocab)
-    first.track("s", ["a", "b", "c", "d"], 100.0)  # c is never polled
+    first.track("s", ["a", "b", "c", "d", "e"], 100.0)  # c is never polled
     await first.flush("s")
     statuses = [
         TaskStatus("a", TaskState.DONE, "Done"),
@@ -103,8 +105,12 @@ async def test_every_kind_of_change_reaches_the_state_file(tmp_path):
     first.apply_poll("s", PollOutcome(started=150.0, duration=0.5, results=[FetchResult(statuses)]))
     first.forget_final("s", older_than=200.0, now=7200.0)  # a, tombstoned in hour 2
     await first.flush("s")
-    listing = [TaskStatus("d", TaskState.PENDING, "Queued")]
     for started in (158.0, 159.0, 160.0):  # b is left out of three answers in a row: not_found
+        fault = "disk full" if started == 158.0 else "quota"  # e fails, then only its fault's message moves
+        listing = [
+            TaskStatus("d", TaskState.PENDING, "Queued"),
+            TaskStatus("e", TaskState.ERROR, "Bad", fault_message=fault),
+        ]
         first.apply_poll("s", PollOutcome(started=started, duration=0.5, results=[FetchResult(listing, omitted=["b"])]))
         await first.flush("s")
     first.apply_poll("s", PollOutcome(started=161.0, duration=0.5, results=[FetchResult([], omitted=["d"])]))
@@ -113,7 +119,8 @@ async def test_every_kind_of_change_reaches_the_state_file(tmp_path):
     second = StateStore(StateFile(tmp_path / "state.db"))
     tasks = second.ensure_set("s", "prov", vocab).tasks
     await second.restore("s")
-    assert sorted(tasks) == ["b", "c", "d"]
+    assert sorted(tasks) == ["b", "c", "d", "e"]
+    assert tasks["e"].message == "quota" and tasks["e"].last_seen == 159.5
     assert tasks["b"].state is TaskState.NOT_FOUND and tasks["b"].status == "missing"
     assert tasks["b"].last_seen == 160.5
     assert tasks["c"].last_seen is None and tasks["c"].first_seen == 100.0
@@ -124,24 +131,39 @@ async def test_every_kind_of_change_reaches_the_state_file(tmp_path):
     assert second.track("s", ["a"], 300.0) == 0  # forgotten, and still ignored after the restart
 
 
-class RowsOnly:
-    """A state file read row by row, as a sink that does not group rows is."""
+def view(st):
+    """Everything a set's tasks hold, and every count and index kept of them."""
+    return (
+        {t: r.row(t) for t, r in st.tasks.items()},
+        {k: v for k, v in st.by_state.items() if v},
+        {k: v for k, v in st.by_status.items() if v},
+        st.pending_progress,
+        set(st.index.pending),
+        {seen: set(ids) for seen, ids in st.index.finals.items()},
+        dict(st.tombstones.items()),
+    )
 
-    def __init__(self, file: StateFile) -> None:
-        self.file = file
 
-    def __getattr__(self, name: str):
-        if name == "groups":
-            raise AttributeError(name)
-        return getattr(self.file, name)
+async def restored_view(path, vocab, pushed=()):
+    file = StateFile(path)
+    store = StateStore(file)
+    st = store.ensure_set("s", "prov", vocab)
+    store.track("s", list(pushed), 200.0)  # pushed while restoring: a saved row wins
+    await store.restore("s")
+    await file.close()  # saving nothing
+    return view(st)
 
 
-async def test_rows_read_grouped_restore_what_rows_read_one_by_one_do(tmp_path, monkeypatch):
-    from exporter.core import persist, state
+async def test_a_file_of_the_earlier_format_is_restored_and_rewritten_at_the_first_save(tmp_path):
+    """Files written before the task log kept one row a task in `tasks`: they restore as they
+    were, and the set's first save replaces those rows with the log."""
+    import sqlite3
 
-    monkeypatch.setattr(state, "RESTORE_GROUPED", 40)  # pages of few groups and of many
+    from exporter.core.persist import SELECT_ROWS
+
     vocab = Vocabulary(statuses=frozenset({"Queued", "Done"}), fault_codes=frozenset(), api_error_codes=frozenset())
-    first = StateStore(StateFile(tmp_path / "state.db"))
+    path = tmp_path / "state.db"
+    first = StateStore(StateFile(path))
     first.ensure_set("s", "prov", vocab)
     ids = [f"t{i:03d}" for i in range(150)] + ["zz\x1eodd"]
     first.track("s", ids, 100.0)
@@ -150,39 +172,71 @@ async def test_rows_read_grouped_restore_what_rows_read_one_by_one_do(tmp_path, 
         for i, t in enumerate(ids[:100])
     ] + [TaskStatus(t, TaskState.PENDING, "Queued", progress=i / 100) for i, t in enumerate(ids[100:120])]
     first.apply_poll("s", PollOutcome(started=150.0, duration=0.5, results=[FetchResult(statuses)]))
+    live = first.sets["s"]
+    rows = [("s", *rec.row(t)) for t, rec in live.tasks.items()]
     await first.close()
+    with sqlite3.connect(path) as db:  # as the earlier release wrote it
+        db.execute("DELETE FROM task_log")
+        db.executemany(f"INSERT INTO tasks VALUES ({', '.join('?' * len(rows[0]))})", rows)
 
-    views, grouped_pages = [], []
-    for sink in (StateFile(tmp_path / "state.db"), RowsOnly(StateFile(tmp_path / "state.db"))):
-        store = StateStore(sink)  # type: ignore[arg-type]
-        st = store.ensure_set("s", "prov", vocab)
-        store.track("s", ["t005", "new"], 200.0)  # pushed while restoring: a saved row wins
-        if hasattr(sink, "groups"):
-            read = sink.groups
+    earlier = await restored_view(path, vocab, pushed=["t005", "new"])
+    assert earlier[0]["t005"][1] == "pending" and len(earlier[0]) == len(ids) + 1
+    store = StateStore(StateFile(path))
+    st = store.ensure_set("s", "prov", vocab)
+    await store.restore("s")
+    assert view(st) == await restored_view(path, vocab) and len(st.tasks) == len(ids)
+    await store.flush("s")
+    await store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute(SELECT_ROWS, ("s", "", 10)).fetchall() == []
+        assert db.execute("SELECT sum(ids) FROM task_log").fetchone()[0] == len(ids)
+    assert await restored_view(path, vocab, pushed=["t005", "new"]) == earlier
 
-            async def groups(*args, read=read):
-                page = await read(*args)
-                grouped_pages.append(page is not None and len(page[0]))
-                return page
 
-            sink.groups = groups
-        await store.restore("s")
-        views.append(
-            (
-                {t: r.row(t) for t, r in st.tasks.items()},
-                dict(st.by_state),
-                dict(st.by_status),
-                st.pending_progress,
-                set(st.index.pending),
-                {seen: set(ids) for seen, ids in st.index.finals.items()},
-            )
-        )
-        await store.close()
-    grouped, one_by_one = views
-    assert grouped == one_by_one
-    assert len(grouped[0]) == len(ids) + 1 and grouped[0]["t005"][1] == "pending"
-    assert persist.GROUP_SEP in "zz\x1eodd"  # read row by row, with the page it falls in
-    assert grouped_pages[-1] is False and max(grouped_pages) > persist.FEW_GROUPS
+async def test_after_every_save_the_file_restores_the_set_as_it_was(tmp_path, monkeypatch):
+    """Saves append what changed (tasks changed, new, dropped) and now and then rewrite the
+    set whole: whichever the last was, a restore gives every task, count and index as they were."""
+    import random
+
+    from exporter.core import persist
+
+    monkeypatch.setattr(persist, "REWRITE_SLACK", 0)
+    monkeypatch.setattr(persist, "REWRITE_AFTER", 2.0)
+    rng = random.Random(7)
+    vocab = Vocabulary(
+        statuses=frozenset({"Queued", "Done", "Bad"}), fault_codes=frozenset(), api_error_codes=frozenset()
+    )
+    path = tmp_path / "state.db"
+    file = StateFile(path)
+    whole = []
+    rewrite_due = file.rewrite_due
+    file.rewrite_due = lambda name, tracked: whole.append(rewrite_due(name, tracked)) or whole[-1]  # type: ignore[method-assign]
+    store = StateStore(file)
+    st = store.ensure_set("s", "prov", vocab)
+    ids = [f"t{i}" for i in range(400)]
+    store.track("s", ids[:200], 100.0)
+    for poll in range(12):
+        now = 150.0 + 60 * poll
+        store.track("s", ids[200 + 15 * poll : 215 + 15 * poll], now)
+        asked = [t for t, rec in st.tasks.items() if rec.state is TaskState.PENDING and rng.random() < 0.5]
+        statuses = []
+        for t in asked:
+            kind = rng.random()
+            if kind < 0.2:
+                statuses.append(TaskStatus(t, TaskState.DONE, "Done"))
+            elif kind < 0.3:
+                statuses.append(TaskStatus(t, TaskState.ERROR, "Bad", fault_message=f"broke {rng.randrange(3)}"))
+            elif kind < 0.5:
+                statuses.append(TaskStatus(t, TaskState.PENDING, "Queued", progress=rng.randrange(5) / 4))
+            else:
+                statuses.append(TaskStatus(t, TaskState.PENDING, "Queued"))
+        store.apply_poll("s", PollOutcome(started=now, duration=0.5, results=[FetchResult(statuses)]))
+        store.forget_final("s", older_than=now - 90, now=now)
+        await store.flush("s")
+        assert await restored_view(path, vocab) == view(st), f"after poll {poll}"
+    await store.close()
+    assert True in whole and whole.count(False) > whole.count(True)  # appended, and rewritten now and then
+    assert len(st.tombstones) > 0 and len(st.tasks) > 100
 
 
 async def test_ids_saved_together_come_back_exactly_whatever_their_characters(tmp_path):

@@ -75,15 +75,11 @@ async def _copy(source: StateFile, redis: Redis, keys: ClusterKeys, name: str, p
     if saved is None:
         return 0
     sink = RedisSink(redis, keys, lambda unit: token)
-    count = 0
+    rows = await _saved_rows(source, name)
 
     async def pages() -> AsyncIterator[list[RowGroup]]:
-        nonlocal count
-        after = ""
-        while page := await source.rows(name, after, PAGE):
-            after = page[-1][0]
-            count += len(page)
-            yield alike(((state.value, *rest), [task_id]) for task_id, state, *rest in page)
+        for start in range(0, len(rows), PAGE):
+            yield alike((values, [task_id]) for task_id, values in rows[start : start + PAGE])
 
     aggregates = json.dumps(saved.aggregates)
     changes = SetChanges(name, provider, aggregates, buried=list(saved.tombstones))
@@ -97,4 +93,25 @@ async def _copy(source: StateFile, redis: Redis, keys: ClusterKeys, name: str, p
             f"{failed}; set {name} is partly imported: delete its keys ({keys.unit(name).rows.rsplit(':', 1)[0]}:*) "
             "and import again"
         ) from None
-    return count
+    return len(rows)
+
+
+async def _saved_rows(source: StateFile, name: str) -> list[tuple[str, tuple[Any, ...]]]:
+    """The set's tasks as saved: (ID, FIELDS' values with the state as its value). The file keeps
+    them as rows followed by groups saved later (see persist.SCHEMA): they are merged here, in
+    memory, as a restore does."""
+    saved: dict[str, tuple[Any, ...]] = {}
+    after = ""
+    while page := await source.rows(name, after, PAGE):
+        after = page[-1][0]
+        saved.update((task_id, (state.value, *rest)) for task_id, state, *rest in page)
+    seq = 0
+    while entries := await source.log(name, seq, PAGE // 100):
+        seq = entries[-1][0]
+        for _, values, ids in entries:
+            if values is None:
+                for task_id in ids:
+                    saved.pop(task_id, None)
+            else:
+                saved.update(dict.fromkeys(ids, (values[0].value, *values[1:])))
+    return list(saved.items())

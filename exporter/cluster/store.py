@@ -21,7 +21,7 @@ from exporter.cluster.keys import ClusterKeys
 from exporter.core import ledger
 from exporter.core.errors import StateFileError, StoreUnavailable
 from exporter.core.model import TaskState
-from exporter.core.sink import RowGroup, SavedSet, SetChanges
+from exporter.core.sink import LogEntry, RowGroup, SavedSet, SetChanges
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +154,12 @@ class RedisSink:
             if not cursor:
                 return []
         return []
+
+    async def log(self, name: str, after: int, limit: int) -> list[LogEntry]:
+        return []  # each task is one field of the unit's rows, updated where it is
+
+    def rewrite_due(self, name: str, tracked: int) -> bool:
+        return False
 
     def forget(self, name: str) -> None:
         """Drop what this replica remembered of a unit it held before (it holds it afresh)."""

@@ -11,17 +11,18 @@ from typing import Any
 
 from exporter.core.model import TaskState
 from exporter.core.records import TaskRecord
-from exporter.core.sink import RowGroup, SavedSet, SetChanges, alike
+from exporter.core.sink import LogEntry, RowGroup, SavedSet, SetChanges, alike
 from exporter.core.tasks import SetState
 
 
-def take_changes(st: SetState) -> tuple[list[str], SetChanges]:
-    """The tasks changed since the last call, and everything else that changed with them."""
-    ids = sorted(st.dirty)  # in the file's key order: each page of its tree is written once
+def take_changes(st: SetState, whole: bool = False) -> tuple[list[str], SetChanges]:
+    """The tasks changed since the last call (every task, if `whole`), and everything else that
+    changed with them."""
+    ids = list(st.tasks if whole else st.dirty)
     st.dirty = set()
     buried, unburied = st.tombstones.take_changes()
     counted, st.counted = st.counted or {}, None if st.counted is None else {}
-    return ids, SetChanges(st.name, st.provider, json.dumps(aggregates(st)), buried, unburied, counted)
+    return ids, SetChanges(st.name, st.provider, json.dumps(aggregates(st)), buried, unburied, counted, whole)
 
 
 def rows(st: SetState, task_ids: Sequence[str]) -> list[RowGroup]:
@@ -94,24 +95,28 @@ def restore_rows(st: SetState, rows: Iterable[tuple[Any, ...]]) -> None:
         st.count(rec, n)
 
 
-GROUP_CHUNK = 400_000  # characters of a group's joined IDs split between two turns of the event loop
-
-
-def restore_groups(st: SetState, groups: Iterable[tuple[str, tuple[Any, ...]]], sep: str = "\x1e") -> Iterator[None]:
-    """Task rows grouped by their values ((IDs joined by `sep`, FIELDS' values), as
-    `StateFile.groups` reads them), loaded a chunk of IDs at a time: each group's record built
-    once and its IDs entered in bulk. A task pushed while restoring gives way to its saved row."""
-    for ids, values in groups:
-        rec = st.index.intern(TaskRecord._make(values))
-        start = 0
-        while start < len(ids):
-            end = ids.find(sep, start + GROUP_CHUNK)
-            end = len(ids) if end < 0 else end
-            chunk = ids[start:end].split(sep)
-            start = end + 1
-            if st.tracked and not st.tasks.keys().isdisjoint(chunk):  # only tracked IDs can meet saved ones
-                restore_rows(st, [(task_id, *values) for task_id in chunk])
+def replay(st: SetState, entries: Iterable[LogEntry], chunk: int) -> Iterator[None]:
+    """Groups of tasks as they were saved, in order (`StateSink.log`), loaded `chunk` IDs at a
+    time: each group's record built once, and tasks no row before held entered in bulk. A task
+    pushed while restoring gives way to its saved row."""
+    tasks, index = st.tasks, st.index
+    for _, values, ids in entries:
+        rec = None if values is None else index.intern(TaskRecord._make(values))
+        for start in range(0, len(ids), chunk):
+            part = ids[start : start + chunk]
+            if rec is None:  # dropped
+                for task_id in part:
+                    old = index.remove(task_id)
+                    if old is not None:
+                        st.count(old, -1)
+            elif tasks.keys().isdisjoint(part):
+                index.put_new(part, rec)
+                st.count(rec, len(part))
             else:
-                st.index.put_new(chunk, rec)
-                st.count(rec, len(chunk))
+                for task_id in part:
+                    old = tasks.get(task_id)
+                    if old is not None:
+                        st.count(old, -1)
+                    index.put(task_id, old, rec)
+                st.count(rec, len(part))
             yield

@@ -51,6 +51,10 @@ class TaskRecord(NamedTuple):
         """A record from FIELDS' values (state already a TaskState)."""
         return cls._make(values)
 
+    def alike(self, other: TaskRecord) -> bool:
+        """The same values but for the time last seen."""
+        return self[:_SEEN] == other[:_SEEN] and self[_SEEN + 1 :] == other[_SEEN + 1 :]
+
     @property
     def plain(self) -> bool:
         """Nothing in it that is particular to one task (a fault's message is shared by tasks that
@@ -60,6 +64,7 @@ class TaskRecord(NamedTuple):
 
 # TaskRecord fields in the state file's column order; `state` is stored as its value.
 FIELDS: tuple[str, ...] = TaskRecord._fields
+_SEEN = FIELDS.index("last_seen")
 
 
 class Interned:

@@ -13,6 +13,9 @@ from exporter.core.model import TaskState
 # value), and the IDs of the tasks whose rows hold them. Most tasks that change in a poll change
 # alike, so a save carries a handful of these, and a sink writes each value once.
 RowGroup = tuple[tuple[Any, ...], Sequence[str]]
+# Tasks saved alike, in the order they were saved: (its place in that order, FIELDS' values with
+# the state as a TaskState or None when the tasks were dropped, the tasks' IDs).
+LogEntry = tuple[int, tuple[Any, ...] | None, list[str]]
 
 
 def alike(groups: Iterable[RowGroup]) -> list[RowGroup]:
@@ -35,6 +38,8 @@ class SetChanges:
     unburied: Sequence[str] = ()  # expired tombstones
     # Transitions counted since the last save: task ID -> the counters it moved (see ledger.py).
     counted: Mapping[str, Increments] = field(default_factory=dict)
+    # The rows are those of every task of the set, and replace whatever was saved of its tasks.
+    whole: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +61,14 @@ class StateSink(Protocol):
 
     async def rows(self, name: str, after: str, limit: int) -> list[tuple[Any, ...]]:
         """Up to `limit` task rows (task_id, then FIELDS with the state as a TaskState) after `after`."""
+        ...
+
+    async def log(self, name: str, after: int, limit: int) -> list[LogEntry]:
+        """Up to `limit` groups of tasks saved after the `after`th, read after `rows` (later ones win)."""
+        ...
+
+    def rewrite_due(self, name: str, tracked: int) -> bool:
+        """Whether the set's next save should carry all its `tracked` tasks (SetChanges.whole)."""
         ...
 
     async def save(self, changes: SetChanges, rows: AsyncIterator[Sequence[RowGroup]]) -> None:

@@ -27,10 +27,8 @@ log = logging.getLogger(__name__)
 
 RESTORE_PAGE = 20_000  # saved task rows read from the sink at a time
 RESTORE_CHUNK = 4_000  # rows loaded between two turns of the event loop
-RESTORE_GROUPED = 100_000  # saved task rows read grouped by their values at a time
-# Changed task rows grouped and written at a time: few enough that the pages of the file they
-# fall in stay in SQLite's page cache while each group's statement writes its rows in turn.
-SAVE_CHUNK = 1_000
+RESTORE_ENTRIES = 100  # groups of saved tasks (each of at most SAVE_CHUNK) read from the sink at a time
+SAVE_CHUNK = 1_000  # changed tasks' rows grouped and handed to the sink at a time
 
 
 def _drain(steps: Iterator[None]) -> None:
@@ -108,20 +106,9 @@ class StateStore:
             dump.restore(st, saved)
         except (KeyError, ValueError, TypeError, AttributeError) as err:
             raise self.sink.damaged(err, f"the aggregates of set {st.name}") from None
-        # Rows grouped by their values, where the sink can (a record built once a group); the
-        # next page is read on the file's thread while this one is loaded here.
-        after, groups = "", getattr(self.sink, "groups", None)
-        grouped = None if groups is None else await groups(st.name, after, RESTORE_GROUPED)
-        while grouped is not None and grouped[0]:
-            following = asyncio.ensure_future(groups(st.name, grouped[1], RESTORE_GROUPED))  # type: ignore[misc]
-            try:
-                await _run(dump.restore_groups(st, grouped[0]))
-            except BaseException:
-                following.cancel()
-                raise
-            after, grouped = grouped[1], await following
-        # Row by row: a sink that does not group them, or an ID the grouping cannot carry.
-        page = [] if grouped is not None else await self.sink.rows(st.name, after, RESTORE_PAGE)
+        # Rows one a task (the next page is read on the sink's thread while this one is loaded
+        # here), then the groups of tasks saved after them, in order.
+        page = await self.sink.rows(st.name, "", RESTORE_PAGE)
         while page:
             following = asyncio.ensure_future(self.sink.rows(st.name, page[-1][0], RESTORE_PAGE))
             try:
@@ -132,6 +119,15 @@ class StateStore:
                 following.cancel()
                 raise
             page = await following
+        entries = await self.sink.log(st.name, 0, RESTORE_ENTRIES)
+        while entries:
+            more = asyncio.ensure_future(self.sink.log(st.name, entries[-1][0], RESTORE_ENTRIES))
+            try:
+                await _run(dump.replay(st, entries, RESTORE_CHUNK))
+            except BaseException:
+                more.cancel()
+                raise
+            entries = await more
         st.restored = True  # ready: everything saved is loaded
         log.info("restored %d tasks and %d tombstones of set %s", len(st.tasks), len(st.tombstones), st.name)
 
@@ -216,7 +212,7 @@ class StateStore:
             st = self.sets.get(name)
             if st is None:
                 return
-            ids, changes = dump.take_changes(st)
+            ids, changes = dump.take_changes(st, whole=self.sink.rewrite_due(name, len(st.tasks)))
 
             async def chunks() -> AsyncIterator[list[RowGroup]]:
                 for start in range(0, len(ids), SAVE_CHUNK):

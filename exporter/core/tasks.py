@@ -172,21 +172,13 @@ class SetState(Answers):
         progress = bounded_progress(status.progress)
         rec = TaskRecord.new(now) if old is None else old
         if old is None:
-            changed = saved = True
+            changed = True
         elif only_seen(rec, status, label, progress):
             # Most tasks of most polls: nothing else moved, nothing to save or count.
             return Step(self._seen_again(rec, now), seen=True)
         else:
             # Most polls change few tasks: leave the aggregates alone for those that stay put.
             changed = rec.state is not state or rec.status != label or rec.fault != fault or rec.progress != progress
-            # Only what a restart needs is saved: the time a task was last seen alone is not.
-            saved = (
-                changed
-                or rec.eta != status.eta_seconds
-                or rec.not_before != status.not_before
-                or bool(rec.misses)
-                or rec.last_seen is None
-            )
         was_final = rec.state is not TaskState.PENDING
         # Tasks already finished when the set is first polled are history, not news: counting
         # them would make every restart look like a burst of completions and failures.
@@ -207,6 +199,8 @@ class SetState(Answers):
                 0,
             )
         )
+        # Only what a restart needs is saved: the time a task was last seen alone is not.
+        saved = old is None or rec.last_seen is None or not new.alike(rec)
         counted = not (was_final or state is TaskState.PENDING or baseline)
         return Step(new, changed, saved, counted, rec.last_seen is not None and not was_final)
 
