@@ -18,8 +18,9 @@ from exporter.core.tasks import SetState
 def take_changes(st: SetState, whole: bool = False) -> tuple[list[str], SetChanges]:
     """The tasks changed since the last call (every task, if `whole`), and everything else that
     changed with them."""
+    whole = whole or st.all_changed
     ids = list(st.tasks if whole else st.dirty)
-    st.dirty = set()
+    st.dirty, st.all_changed = set(), False
     buried, unburied = st.tombstones.take_changes()
     counted, st.counted = st.counted or {}, None if st.counted is None else {}
     return ids, SetChanges(st.name, st.provider, json.dumps(aggregates(st)), buried, unburied, counted, whole)

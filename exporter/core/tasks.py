@@ -25,6 +25,11 @@ from exporter.core.tombstones import Tombstones
 
 log = logging.getLogger(__name__)
 
+# Changed tasks are listed by ID for the next save up to a share of the set (and at least a
+# number): past it, the save carries every task instead.
+ALL_CHANGED_SHARE = 8
+ALL_CHANGED_MIN = 10_000
+
 
 class SetState(Answers):
     """Tracked tasks of one task set and everything exported about them."""
@@ -60,6 +65,7 @@ class SetState(Answers):
         # Changes since the last save; kept only when something saves them.
         self.keep_changes = keep_changes
         self.dirty: set[str] = set()
+        self.all_changed = False  # too many changed to list them: the next save carries every task
         counting = keep_changes if keep_counted is None else keep_counted
         self.counted: dict[str, ledger.Increments] | None = {} if counting else None  # since the last save
         self._seen: dict[TaskRecord, TaskRecord] = {}  # during a poll: a record, and it seen in this poll
@@ -94,7 +100,12 @@ class SetState(Answers):
         return None
 
     def _changed(self, *task_ids: str) -> None:
-        if self.keep_changes:
+        if not self.keep_changes or self.all_changed:
+            return
+        if len(self.dirty) + len(task_ids) > max(ALL_CHANGED_MIN, len(self.tasks) // ALL_CHANGED_SHARE):
+            # So many that saving every task costs less than a set of their IDs (the first poll's).
+            self.all_changed, self.dirty = True, set()
+        else:
             self.dirty.update(task_ids)
 
     # -- finding work ---------------------------------------------------------------------
