@@ -208,7 +208,9 @@ def test_a_tombstone_costs_at_most_64_bytes_beyond_its_id():
     assert tombstones.bytes_per_tombstone(100_000) <= 64
 
 
-@pytest.mark.parametrize("damage", ["aggregates", "task row", "task IDs", "earlier task row", "not a database"])
+@pytest.mark.parametrize(
+    "damage", ["aggregates", "task row", "task field", "task IDs", "earlier task row", "not a database"]
+)
 async def test_a_damaged_state_file_is_one_line_naming_it(tmp_path, damage):
     import sqlite3
 
@@ -225,6 +227,8 @@ async def test_a_damaged_state_file_is_one_line_naming_it(tmp_path, damage):
                 db.execute('UPDATE sets SET aggregates = \'{"completed_total": 1, "failed_tot\'')
             elif damage == "task row":
                 db.execute("UPDATE task_log SET task_values = json_set(task_values, '$[0]', 'bogus')")
+            elif damage == "task field":
+                db.execute("UPDATE task_log SET task_values = json_set(task_values, '$[8]', 'soon')")
             elif damage == "task IDs":
                 db.execute("""UPDATE task_log SET task_ids = '["a", 1]'""")
             else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from exporter.core import config as config_mod
 from exporter.core.model import FetchResult, TaskState, TaskStatus
 from exporter.core.persist import StateFile
@@ -258,3 +260,47 @@ async def test_ids_saved_together_come_back_exactly_whatever_their_characters(tm
     await second.restore("s")
     assert {t: r.row(t) for t, r in tasks.items()} == saved
     assert len({r[1:] for r in saved.values()}) == 2  # written together: one statement for each kind
+
+
+@pytest.mark.parametrize("whole", [False, True], ids=["changes", "whole"])
+async def test_what_a_failed_save_carried_is_saved_by_the_next(tmp_path, monkeypatch, whole):
+    """A save that fails (a full disk) leaves the file as it was; the next save carries its tasks
+    and tombstones again, with what changed since: a restart never finds a task older than its
+    counters, which would count its transition again."""
+    import sqlite3
+
+    from exporter.core import persist
+
+    if whole:
+        monkeypatch.setattr(persist, "REWRITE_SLACK", -1)
+    vocab = Vocabulary(frozenset({"Queued", "Done", "Bad"}), fault_codes=frozenset(), api_error_codes=frozenset())
+    path = tmp_path / "state.db"
+    file = StateFile(path)
+    store = StateStore(file)
+    st = store.ensure_set("s", "prov", vocab)
+    store.track("s", ["a", "b", "c", "d"], 100.0)
+    store.apply_poll("s", PollOutcome(started=110.0, duration=0.5, results=[FetchResult([])]))
+    await store.flush("s")
+    saved_before = await restored_view(path, vocab)
+    done = [TaskStatus("a", TaskState.DONE, "Done"), TaskStatus("b", TaskState.ERROR, "Bad", fault_message="x")]
+    store.apply_poll("s", PollOutcome(started=150.0, duration=0.5, results=[FetchResult(done)]))
+    store.forget_final("s", older_than=200.0, now=7200.0)  # a and b tombstoned
+    store.apply_poll("s", PollOutcome(started=7200.0, duration=0.5, results=[FetchResult([done[0]])]))
+
+    finish = StateFile._finish
+
+    def full_disk(self, changes):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(StateFile, "_finish", full_disk)
+    with pytest.raises(sqlite3.OperationalError):
+        await store.flush("s")
+    assert await restored_view(path, vocab) == saved_before  # nothing of it was kept
+    monkeypatch.setattr(StateFile, "_finish", finish)
+    later = [TaskStatus("c", TaskState.DONE, "Done")]
+    store.apply_poll("s", PollOutcome(started=7260.0, duration=0.5, results=[FetchResult(later)]))
+    await store.flush("s")
+    again = await restored_view(path, vocab)
+    assert again == view(st) and sorted(again[0]) == ["c", "d"] and sorted(again[6]) == ["a", "b"]
+    assert st.completed_total == 2 and sum(st.failed_total.values()) == 1
+    await store.close()

@@ -26,6 +26,18 @@ def take_changes(st: SetState, whole: bool = False) -> tuple[list[str], SetChang
     return ids, SetChanges(st.name, st.provider, json.dumps(aggregates(st)), buried, unburied, counted, whole)
 
 
+def give_back(st: SetState, ids: Sequence[str], changes: SetChanges) -> None:
+    """What a save that failed carried, for the next save to carry again with what changed since
+    (a change made since wins): the file must never hold a task older than the counters."""
+    if changes.whole:
+        st.all_changed = True
+    elif not st.all_changed:
+        st.dirty.update(ids)
+    st.tombstones.give_back([task_id for task_id, _, _ in changes.buried], changes.unburied)
+    if st.counted is not None:
+        st.counted = {**changes.counted, **st.counted}
+
+
 def rows(st: SetState, task_ids: Sequence[str]) -> list[RowGroup]:
     """The rows of these tasks (those still tracked), grouped by their values: first by the
     record they hold (tasks that changed alike share theirs; told apart by identity, not hashed),

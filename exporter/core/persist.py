@@ -1,7 +1,8 @@
 """Durable state in SQLite, so a restart loses no task and counts no transition twice.
 
 The store hands `save` what changed in a set once per poll (changed tasks, new or renewed
-tombstones, expired ones, the aggregates), and it is written in one transaction. Every
+tombstones, expired ones, the aggregates), and it is written in one transaction: the tasks as
+a few rows appended to the set's log, whatever their number (see SCHEMA). Every
 statement runs on the file's own thread with its own connection, one at a time in the order
 they were asked for, never on the event loop. A file that cannot be read as a state file
 stops the start with one line naming it and saying what to do: nothing is overwritten.
@@ -235,8 +236,22 @@ class StateFile:
         self._stale &= set(names)
 
 
+# What each of FIELDS after the state (a value of TaskState) may hold; the others, a number or null.
+_MAYBE: tuple[type, ...] = (int, float, type(None))
+KINDS: dict[str, tuple[type, ...]] = {
+    "status": (str,),
+    "fault": (str,),
+    "message": (str,),
+    "first_seen": (int, float),
+    "misses": (int,),
+}
+
+
 def _values(values: Any) -> tuple[Any, ...]:
-    """FIELDS' values as a log row holds them, the state as a TaskState."""
+    """FIELDS' values as a log row holds them, checked, the state as a TaskState."""
     if not isinstance(values, list) or len(values) != len(FIELDS):
         raise ValueError(f"task values that are not a list of {len(FIELDS)}")
+    for field, value in zip(FIELDS[1:], values[1:], strict=True):
+        if not isinstance(value, KINDS.get(field, _MAYBE)) or isinstance(value, bool):
+            raise ValueError(f"a task's {field} of {type(value).__name__}")
     return (STATES[values[0]], *values[1:])

@@ -218,7 +218,11 @@ class StateStore:
                 for start in range(0, len(ids), SAVE_CHUNK):
                     yield dump.rows(st, ids[start : start + SAVE_CHUNK])
 
-            await self.sink.save(changes, chunks())
+            try:
+                await self.sink.save(changes, chunks())
+            except BaseException:
+                dump.give_back(st, ids, changes)
+                raise
 
     async def close(self) -> None:
         """Save every set and close the sink. A set a shared store will not take now is left to

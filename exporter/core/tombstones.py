@@ -73,6 +73,11 @@ class Tombstones:
                 self.made.discard(task_id)
         return dropped
 
+    def give_back(self, made: Iterable[str], expired: Iterable[str]) -> None:
+        """Changes taken for a save that failed, kept for the next one where nothing newer undid them."""
+        self.made.update(t for t in made if t not in self.expired)
+        self.expired.update(t for t in expired if t not in self.made)
+
     def take_changes(self) -> tuple[list[tuple[str, TaskState, int]], list[str]]:
         """Tombstones made or renewed, and IDs expired, since the last call."""
         made, self.made = self.made, set()
