@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 RESTORE_PAGE = 20_000  # saved task rows read from the sink at a time
 RESTORE_CHUNK = 4_000  # rows loaded between two turns of the event loop
-RESTORE_ENTRIES = 100  # groups of saved tasks (each of at most SAVE_CHUNK) read from the sink at a time
+RESTORE_ENTRIES = 100  # groups of saved tasks read from the sink at a time (loaded RESTORE_CHUNK tasks at a time)
 SAVE_CHUNK = 1_000  # changed tasks' rows grouped and handed to the sink at a time
 
 
