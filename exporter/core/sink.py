@@ -38,7 +38,7 @@ class SetChanges:
     unburied: Sequence[str] = ()  # expired tombstones
     # Transitions counted since the last save: task ID -> the counters it moved (see ledger.py).
     counted: Mapping[str, Increments] = field(default_factory=dict)
-    # The rows are those of every task of the set, and replace whatever was saved of its tasks.
+    # The rows are those of every task of the set: a sink may drop whatever else it saved of its tasks.
     whole: bool = False
 
 
