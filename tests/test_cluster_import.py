@@ -52,8 +52,11 @@ async def make_state_file(path: Path) -> None:
                 i % 3
             ]
 
+        await store.flush(name)  # each step saved on its own: the file's log holds them in turn
         poll(store, name, 200, *(at_200(i, t) for i, t in enumerate(ids) if i % 4))
+        await store.flush(name)
         store.forget_final(name, older_than=250.0, now=7200.0)
+        await store.flush(name)
         poll(store, name, 7300, *(done(t, 7250.0) for t in ids[::4][:100]))  # final, still tracked
         store.track(name, ["9000"], 7300.0)
     await store.close()

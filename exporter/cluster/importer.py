@@ -30,6 +30,7 @@ from exporter.core.sink import RowGroup, SetChanges, alike
 log = logging.getLogger(__name__)
 
 PAGE = 5_000
+LOG_ENTRIES = 50  # groups of tasks read from the file's log at a time
 
 
 def saved_sets(path: str) -> list[tuple[str, str]]:
@@ -106,7 +107,7 @@ async def _saved_rows(source: StateFile, name: str) -> list[tuple[str, tuple[Any
         after = page[-1][0]
         saved.update((task_id, (state.value, *rest)) for task_id, state, *rest in page)
     seq = 0
-    while entries := await source.log(name, seq, PAGE // 100):
+    while entries := await source.log(name, seq, LOG_ENTRIES):
         seq = entries[-1][0]
         for _, values, ids in entries:
             if values is None:
