@@ -68,6 +68,7 @@ async def test_a_save_after_the_lease_was_taken_over_writes_nothing_and_says_so(
     a.store.forget_final("s", older_than=200.0, now=7200.0)  # 1 tombstoned
     assert st.tombstones.expire(["0"], (), 7200.0) == 1
     assert st.dirty and st.counted and st.tombstones.made and st.tombstones.expired  # something to write in each step
+    assert not st.whole_when_many  # Redis: a poll's changes are listed, however many
     with pytest.raises(StoreUnavailable, match="held by another replica"):
         await a.store.flush("s")
     assert await snapshot(redis, "s") == saved

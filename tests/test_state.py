@@ -188,3 +188,19 @@ def test_change_sets_are_not_kept_without_a_state_file():
     assert st.tasks and not st.dirty  # nothing would read them
     store.forget_final("s", older_than=200.0, now=200.0)
     assert not st.tasks and not st.tombstones.made and len(st.tombstones) == 100
+
+
+def test_a_poll_that_changes_many_tasks_is_saved_whole_where_that_is_cheap(monkeypatch):
+    """Past an eighth of a set changed, a sink that appends (the state file) is handed every
+    task rather than a set of their IDs; one that writes each task's field (Redis) keeps the list."""
+    from exporter.core import tasks as tasks_mod
+    from exporter.core.tasks import SetState
+
+    monkeypatch.setattr(tasks_mod, "ALL_CHANGED_MIN", 10)
+    ids = [str(i) for i in range(160)]
+    for whole_when_many in (True, False):
+        st = SetState("s", "prov", VOCAB, keep_changes=True, whole_when_many=whole_when_many)
+        st.track(ids[:10], 100.0, "the config")
+        assert st.dirty == set(ids[:10]) and not st.all_changed  # few: listed
+        st.track(ids[10:], 100.0, "the config")
+        assert st.all_changed is whole_when_many and len(st.dirty) == (0 if whole_when_many else 160)

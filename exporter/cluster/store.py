@@ -78,6 +78,7 @@ class RedisSink:
     """The StateSink of a replica: each set (unit) it holds, saved under that unit's lease."""
 
     counts_transitions = True  # each transition's increments are applied where its prior state is checked
+    whole_saves_cheap = False  # every task's field written: a poll's changes are listed, however many
 
     def __init__(
         self,

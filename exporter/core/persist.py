@@ -71,6 +71,7 @@ class StateFile:
     """One SQLite file holding every set's tasks, tombstones and aggregates (a StateSink)."""
 
     counts_transitions = False  # the counters are saved whole, with the aggregates
+    whole_saves_cheap = True  # appended to the set's log like any save
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)

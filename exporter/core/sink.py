@@ -56,6 +56,9 @@ class StateSink(Protocol):
     # Whether it takes each transition's counter increments (SetChanges.counted); a sink that
     # saves the aggregates whole does not, and they are then not built at every transition.
     counts_transitions: bool
+    # Whether a save of every task of a set costs about what one of many changed tasks does (a
+    # sink that appends, as the state file does): a poll that changes many is then saved whole.
+    whole_saves_cheap: bool
 
     async def load(self, name: str, provider: str) -> SavedSet | None: ...
 

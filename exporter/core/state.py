@@ -70,7 +70,15 @@ class StateStore:
         st = self.sets.get(name)
         if st is None or st.provider != provider:
             counted = self.sink is not None and getattr(self.sink, "counts_transitions", True)
-            st = SetState(name, provider, vocabulary, keep_changes=self.sink is not None, keep_counted=counted)
+            whole = self.sink is not None and getattr(self.sink, "whole_saves_cheap", False)
+            st = SetState(
+                name,
+                provider,
+                vocabulary,
+                keep_changes=self.sink is not None,
+                keep_counted=counted,
+                whole_when_many=whole,
+            )
             self.sets[name] = st
             if self.sink is not None:
                 self._to_restore.add(name)

@@ -42,6 +42,7 @@ class SetState(Answers):
         *,
         keep_changes: bool = False,
         keep_counted: bool | None = None,  # the transitions' increments too (default: with the changes)
+        whole_when_many: bool = True,  # many changed at once: the next save carries every task (see _changed)
     ) -> None:
         super().__init__(name, provider, vocabulary)
         self.id_syntax: IdSyntax | None = None
@@ -66,6 +67,7 @@ class SetState(Answers):
         self.keep_changes = keep_changes
         self.dirty: set[str] = set()
         self.all_changed = False  # too many changed to list them: the next save carries every task
+        self.whole_when_many = whole_when_many
         counting = keep_changes if keep_counted is None else keep_counted
         self.counted: dict[str, ledger.Increments] | None = {} if counting else None  # since the last save
         self._seen: dict[TaskRecord, TaskRecord] = {}  # during a poll: a record, and it seen in this poll
@@ -102,7 +104,8 @@ class SetState(Answers):
     def _changed(self, *task_ids: str) -> None:
         if not self.keep_changes or self.all_changed:
             return
-        if len(self.dirty) + len(task_ids) > max(ALL_CHANGED_MIN, len(self.tasks) // ALL_CHANGED_SHARE):
+        many = max(ALL_CHANGED_MIN, len(self.tasks) // ALL_CHANGED_SHARE)
+        if self.whole_when_many and len(self.dirty) + len(task_ids) > many:
             # So many that saving every task costs less than a set of their IDs (the first poll's).
             self.all_changed, self.dirty = True, set()
         else:
