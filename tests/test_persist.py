@@ -304,3 +304,18 @@ async def test_what_a_failed_save_carried_is_saved_by_the_next(tmp_path, monkeyp
     assert again == view(st) and sorted(again[0]) == ["c", "d"] and sorted(again[6]) == ["a", "b"]
     assert st.completed_total == 2 and sum(st.failed_total.values()) == 1
     await store.close()
+
+
+def test_a_row_read_twice_is_one_task_counted_once():
+    """A scan of saved rows (Redis's HSCAN) may give a row twice: it is still one task."""
+    from exporter.core import dump
+    from exporter.core.tasks import SetState
+
+    vocab = Vocabulary(frozenset({"Queued"}), fault_codes=frozenset(), api_error_codes=frozenset())
+    st = SetState("s", "prov", vocab)
+    values = TaskRecord(TaskState.PENDING, "Queued", first_seen=100.0, last_seen=110.0)
+    rows = [(t, *values) for t in ("a", "b", "a")]
+    dump.restore_rows(st, rows)
+    assert (
+        sorted(st.tasks) == ["a", "b"] and st.by_state[TaskState.PENDING] == 2 and list(st.index.pending) == ["a", "b"]
+    )

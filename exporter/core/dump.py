@@ -92,20 +92,23 @@ def restore(st: SetState, saved: SavedSet) -> None:
 def restore_rows(st: SetState, rows: Iterable[tuple[Any, ...]]) -> None:
     """Task rows (task_id, then FIELDS); a task pushed while restoring gives way to its saved row.
     Rows of the same values load as one shared record, counted once for all of them."""
-    tasks, index = st.tasks, st.index
-    loaded: dict[tuple[Any, ...], list[Any]] = {}  # a row's values -> [its record, how many rows had them]
+    alike: dict[tuple[Any, ...], list[str]] = {}  # a row's values -> the IDs of the rows that hold them
     for row in rows:
-        task_id, values = row[0], row[1:]
-        seen = loaded.get(values)
-        if seen is None:
-            seen = loaded[values] = [index.intern(TaskRecord._make(values)), 0]
-        seen[1] += 1
+        alike.setdefault(row[1:], []).append(row[0])
+    for values, ids in alike.items():
+        _load(st, ids, st.index.intern(TaskRecord._make(values)))
+
+
+def _load(st: SetState, task_ids: Sequence[str], rec: TaskRecord) -> None:
+    """Tasks given `rec`, as their saved rows hold it: one tracked already (saved before, or
+    pushed while restoring) gives way, and an ID named twice is entered once."""
+    tasks, index = st.tasks, st.index
+    for task_id in task_ids:
         old = tasks.get(task_id)
         if old is not None:
             st.count(old, -1)
-        index.put(task_id, old, seen[0])
-    for rec, n in loaded.values():
-        st.count(rec, n)
+        index.put(task_id, old, rec)
+    st.count(rec, len(task_ids))
 
 
 def replay(st: SetState, entries: Iterable[LogEntry], chunk: int) -> Iterator[None]:
@@ -126,10 +129,5 @@ def replay(st: SetState, entries: Iterable[LogEntry], chunk: int) -> Iterator[No
                 index.put_new(part, rec)
                 st.count(rec, len(part))
             else:
-                for task_id in part:
-                    old = tasks.get(task_id)
-                    if old is not None:
-                        st.count(old, -1)
-                    index.put(task_id, old, rec)
-                st.count(rec, len(part))
+                _load(st, part, rec)
             yield
