@@ -12,7 +12,7 @@ a turn between chunks.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 
 from exporter.core import eta, ledger
 from exporter.core.aggregates import MISSING
@@ -76,7 +76,8 @@ class SetState(Answers):
     def track(self, task_ids: Iterable[str], now: float, where: str) -> int:
         """Start tracking these IDs; returns how many were new. Tracked IDs are left alone,
         tombstoned ones ignored, and ones not in the provider's syntax skipped with one line."""
-        new, bad = 0, []
+        added: list[str] = []
+        bad: list[str] = []
         tasks, put, rec = self.tasks, self.index.put, TaskRecord.new(now)
         for task_id in task_ids:
             if task_id in tasks:
@@ -84,10 +85,11 @@ class SetState(Answers):
             why = self.refused(task_id)
             if why is None:
                 put(task_id, None, rec)
-                self._changed(task_id)
-                new += 1
+                added.append(task_id)
             elif why == "syntax":
                 bad.append(task_id)
+        new = len(added)
+        self._changed(added)
         self.count(rec, new)
         self.tracked += new
         self.log_bad_ids(bad, where)
@@ -101,7 +103,7 @@ class SetState(Answers):
             return "syntax"
         return None
 
-    def _changed(self, *task_ids: str) -> None:
+    def _changed(self, task_ids: Collection[str]) -> None:
         if not self.keep_changes or self.all_changed:
             return
         many = max(ALL_CHANGED_MIN, len(self.tasks) // ALL_CHANGED_SHARE)
@@ -166,7 +168,7 @@ class SetState(Answers):
             return
         rec = self.index.intern(rec._replace(misses=rec.misses + 1))
         self.tasks[task_id] = rec  # only the misses moved: the indexes stay as they are
-        self._changed(task_id)
+        self._changed((task_id,))
         if rec.misses >= self.not_found_after:
             self._apply_status(TaskStatus(task_id, TaskState.NOT_FOUND, MISSING), now)
 
@@ -232,7 +234,7 @@ class SetState(Answers):
                 self.count(old, -len(task_ids))
             self.count(new, len(task_ids))
         if step.saved:
-            self._changed(*task_ids)
+            self._changed(task_ids)
         return self._count_transitions(task_ids, tallies, new, now, step.seen_pending) if step.counted else 0
 
     def _count_transitions(
